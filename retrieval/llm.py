@@ -1,0 +1,77 @@
+"""Ollama chat through the official client: streaming, timeouts, keep_alive, clear failures."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Iterator
+
+import httpx
+import ollama
+
+from zhiku.errors import OllamaUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class OllamaChat:
+    """Streams chat completions from one Ollama model."""
+
+    def __init__(self, host: str, model: str, *, timeout: float = 120.0, keep_alive: str = "30m", context: int = 8192):
+        self.host = host
+        self.model = model
+        self.context = context
+        self.keep_alive = keep_alive
+        self._client = ollama.Client(host=host, timeout=timeout)
+
+    @property
+    def client(self) -> ollama.Client:
+        """The underlying client (shared with Ollama embeddings)."""
+        return self._client
+
+    def check(self) -> None:
+        """Raise OllamaUnavailable with the fix when Ollama is down or the model is not pulled."""
+        try:
+            self._client.show(self.model)
+        except ollama.ResponseError as e:
+            if e.status_code == 404:
+                raise OllamaUnavailable(
+                    f"Ollama at {self.host} has no model {self.model!r}: run `ollama pull {self.model}`"
+                ) from e
+            raise OllamaUnavailable(f"Ollama at {self.host} answered with an error: {e.error}") from e
+        except (ConnectionError, httpx.HTTPError, OSError) as e:
+            raise OllamaUnavailable(
+                f"cannot reach Ollama at {self.host} ({e}): start it with `ollama serve` or fix OLLAMA_HOST"
+            ) from e
+
+    def stream(self, messages: list[dict], *, temperature: float = 0.1) -> Iterator[str]:
+        """Yield answer text as Ollama produces it; raise OllamaUnavailable on any failure."""
+        try:
+            done = False
+            for part in self._client.chat(
+                model=self.model,
+                messages=messages,
+                stream=True,
+                keep_alive=self.keep_alive,
+                options={"num_ctx": self.context, "temperature": temperature},
+            ):
+                content = part.message.content if part.message else ""
+                if content:
+                    yield content
+                done = done or bool(part.done)
+            if not done:
+                raise OllamaUnavailable("Ollama's answer stream ended before it was complete")
+        except ollama.ResponseError as e:
+            if e.status_code == 404:
+                raise OllamaUnavailable(
+                    f"Ollama at {self.host} has no model {self.model!r}: run `ollama pull {self.model}`"
+                ) from e
+            raise OllamaUnavailable(f"Ollama failed while answering: {e.error}") from e
+        except (ConnectionError, httpx.HTTPError, OSError) as e:
+            raise OllamaUnavailable(f"lost Ollama at {self.host} while answering ({e})") from e
+        except (json.JSONDecodeError, ValueError) as e:
+            raise OllamaUnavailable(f"Ollama sent a malformed answer stream ({e})") from e
+
+    def complete(self, messages: list[dict]) -> str:
+        """The whole answer to a short request (used for rewriting follow-up questions)."""
+        return "".join(self.stream(messages, temperature=0.0))

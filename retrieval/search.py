@@ -1,0 +1,101 @@
+"""Hybrid search: dense + BM25 in one Qdrant query, scoped to what the user may read."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from retrieval.embeddings import Embedder
+from retrieval.index import Index, Scope
+from retrieval.text import sparse_query, terms
+from retrieval.types import Hit, User
+
+log = logging.getLogger(__name__)
+
+MODES = ("hybrid", "dense", "sparse")
+
+
+def term_coverage(query_terms: list[str], text: str) -> float:
+    """Share of the query's keyword terms (weighted by length) that the text contains."""
+    if not query_terms:
+        return 0.0
+    lowered = text.lower()
+    have = set(terms(text))
+    unique = set(query_terms)
+    total = sum(len(t) for t in unique)
+    found = sum(len(t) for t in unique if t in have or (len(t) > 1 and t in lowered))
+    return found / total if total else 0.0
+
+
+@dataclass
+class Relevance:
+    """Calibrated evidence that a hit answers the query (fused RRF scores are not calibrated)."""
+
+    lexical: float
+    semantic: float
+
+    def passes(self, lexical_min: float, semantic_min: float) -> bool:
+        """Whether either signal clears its threshold."""
+        return self.lexical >= lexical_min or self.semantic >= semantic_min
+
+
+class Searcher:
+    """Runs scoped searches and judges whether the best hits are relevant at all."""
+
+    def __init__(
+        self,
+        index: Index,
+        embedder: Embedder,
+        *,
+        lexical_min: float = 0.5,
+        semantic_min: float = 0.86,
+    ):
+        self.index = index
+        self.embedder = embedder
+        self.lexical_min = lexical_min
+        self.semantic_min = semantic_min
+
+    def search(
+        self,
+        query: str,
+        user: User,
+        k: int = 5,
+        collections: list[str] | None = None,
+        mode: str = "hybrid",
+    ) -> list[Hit]:
+        """Top-k hits for the query inside the user's readable collections.
+
+        Args:
+            query: the question or keywords, Chinese or English.
+            user: the acting user; their readable collections become part of the Qdrant filter.
+            k: how many hits to return.
+            collections: narrow to these collections.
+            mode: hybrid (default), dense or sparse.
+        """
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}")
+        scope = Scope.for_user(user, collections)
+        if scope.collections == []:
+            return []
+        dense = self.embedder.embed_query(query) if mode in ("hybrid", "dense") else None
+        sparse = sparse_query(query) if mode in ("hybrid", "sparse") else None
+        hits = self.index.query(dense, sparse, scope, k)
+        if dense is None:
+            dense = self.embedder.embed_query(query)
+        self._judge(query, dense, hits)
+        return hits
+
+    def _judge(self, query: str, query_vec: np.ndarray, hits: list[Hit]) -> None:
+        """Attach a calibrated relevance to each hit."""
+        if not hits:
+            return
+        query_terms = terms(query)
+        for hit in hits:
+            semantic = float(np.asarray(hit.dense, dtype=np.float32) @ query_vec) if hit.dense else 0.0
+            hit.relevance = Relevance(term_coverage(query_terms, hit.chunk.text), semantic)
+
+    def relevant(self, hits: list[Hit]) -> list[Hit]:
+        """The hits that clear the relevance threshold."""
+        return [h for h in hits if h.relevance is not None and h.relevance.passes(self.lexical_min, self.semantic_min)]

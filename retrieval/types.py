@@ -1,0 +1,137 @@
+"""The small types services exchange: chunks in, hits and answers out."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict, dataclass, field
+
+_POINT_NS = uuid.UUID("6f0c1c1e-4d6b-4a8e-9b1e-7a6b9a3f2c10")
+
+
+@dataclass(frozen=True)
+class User:
+    """The acting user; readable=None means every collection."""
+
+    name: str
+    readable: frozenset[str] | None = None
+    is_admin: bool = False
+
+    def can_read(self, collection: str) -> bool:
+        """Whether this user may read the collection."""
+        return self.readable is None or collection in self.readable
+
+
+LOCAL_ADMIN = User("local", None, True)
+
+
+@dataclass
+class Chunk:
+    """One indexed passage with everything a citation needs."""
+
+    doc_id: str
+    file_name: str
+    collection: str
+    chunk_index: int
+    text: str
+    page: int | None = None
+    heading: str | None = None
+    span: tuple[int, int] = (0, 0)
+    content_hash: str = ""
+    ingested_at: str = ""
+    file_type: str = ""
+    chunk_count: int = 0
+
+    @property
+    def point_id(self) -> str:
+        """Stable Qdrant point id: the same chunk of the same document always maps to one point."""
+        return str(uuid.uuid5(_POINT_NS, f"{self.collection}/{self.doc_id}/{self.chunk_index}"))
+
+    def to_payload(self) -> dict:
+        """The Qdrant payload of this chunk."""
+        payload = asdict(self)
+        payload["span"] = list(self.span)
+        return payload
+
+    @classmethod
+    def from_payload(cls, payload: dict) -> Chunk:
+        """Rebuild a chunk from its Qdrant payload."""
+        known = {f for f in cls.__dataclass_fields__}
+        data = {k: v for k, v in payload.items() if k in known}
+        data["span"] = tuple(data.get("span") or (0, 0))
+        return cls(**data)
+
+
+@dataclass
+class Hit:
+    """A chunk returned by search, with its rank and score."""
+
+    chunk: Chunk
+    score: float
+    rank: int = 0
+    dense: list[float] | None = None
+    relevance: object | None = None
+
+    def to_dict(self) -> dict:
+        """The CLI's JSON shape of a hit."""
+        return {
+            "rank": self.rank,
+            "doc_id": self.chunk.doc_id,
+            "file_name": self.chunk.file_name,
+            "page": self.chunk.page,
+            "text": self.chunk.text,
+            "score": round(float(self.score), 6),
+            "collection": self.chunk.collection,
+            "heading": self.chunk.heading,
+        }
+
+
+@dataclass
+class Citation:
+    """A numbered source an answer refers to as [n]."""
+
+    n: int
+    doc_id: str
+    file_name: str
+    page: int | None
+    text: str
+    quote: str = ""
+    heading: str | None = None
+    collection: str = ""
+
+    def to_dict(self) -> dict:
+        """The CLI's JSON shape of a citation."""
+        return {
+            "n": self.n,
+            "doc_id": self.doc_id,
+            "file_name": self.file_name,
+            "page": self.page,
+            "text": self.text,
+            "quote": self.quote,
+            "heading": self.heading,
+            "collection": self.collection,
+        }
+
+
+@dataclass
+class Answer:
+    """A finished answer with the citations it uses."""
+
+    text: str
+    mode: str  # "ollama" | "extractive"
+    answerable: bool
+    citations: list[Citation] = field(default_factory=list)
+    language: str = "en"
+    notice: str | None = None
+    query: str = ""
+
+    def to_dict(self) -> dict:
+        """The CLI's JSON shape of an answer."""
+        return {
+            "answer": self.text,
+            "mode": self.mode,
+            "answerable": self.answerable,
+            "citations": [c.to_dict() for c in self.citations],
+            "language": self.language,
+            "notice": self.notice,
+            "query": self.query,
+        }

@@ -1,0 +1,1 @@
+"""Streamlit pages and panels; they call services only, never Qdrant or Ollama."""

@@ -1,0 +1,88 @@
+"""Sidebar: answer mode, documents, uploads and the sample handbook."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+from retrieval.types import LOCAL_ADMIN
+from zhiku.services import Services
+
+
+def current_user():
+    """The acting user (accounts come later; the local user is an admin)."""
+    return st.session_state.get("user", LOCAL_ADMIN)
+
+
+def _mode_panel(services: Services) -> None:
+    answers = services.answers
+    if answers.mode == "ollama":
+        st.success(f"Answers by Ollama · {answers.llm.model}")
+    else:
+        st.info("Extractive answers: quoted passages with citations. Set OLLAMA_HOST for written answers.")
+        if answers.llm_problem:
+            st.warning(answers.llm_problem)
+
+
+def _ingest(services: Services, items: list[tuple[str, bytes]], collection: str) -> None:
+    """Index uploaded files one by one with per-file progress and a result line each."""
+    user = current_user()
+    with st.status(f"Indexing {len(items)} file(s)…", expanded=True) as status:
+        bar = st.progress(0.0)
+        failed = 0
+        for i, (name, data) in enumerate(items):
+
+            def on_progress(p, i=i):
+                within = p.done / p.total if p.total else 0.0
+                bar.progress(min((i + within) / len(items), 1.0), text=f"{p.file_name}: {p.stage}")
+
+            result = services.ingestor.ingest_bytes(data, name, collection, user, on_progress)
+            if result.status == "failed":
+                failed += 1
+                st.error(f"{name}: {result.error}")
+            else:
+                st.write(f"✅ {name}: {result.status}, {result.chunks} chunks")
+        bar.progress(1.0)
+        status.update(label=f"Indexed {len(items) - failed} of {len(items)} file(s)",
+                      state="error" if failed else "complete")
+
+
+def render(services: Services, sample_dir: Path) -> None:
+    """Draw the sidebar."""
+    user = current_user()
+    with st.sidebar:
+        st.title("知库 zhiku")
+        _mode_panel(services)
+        docs = services.ingestor.documents(user)
+        st.caption(f"{len(docs)} documents · index: {services.index.backend}")
+
+        if not docs and sample_dir.is_dir():
+            st.write("The knowledge base is empty.")
+            if st.button("Load the sample handbook", type="primary", use_container_width=True):
+                files = sorted(p for p in sample_dir.iterdir() if p.is_file())
+                _ingest(services, [(p.name, p.read_bytes()) for p in files], services.settings.default_collection)
+                st.rerun()
+
+        with st.expander("Upload documents", expanded=not docs):
+            collection = st.text_input("Collection", services.settings.default_collection)
+            uploads = st.file_uploader(
+                "PDF, DOCX, Markdown or text", accept_multiple_files=True, key=st.session_state.get("upload_key", "u0")
+            )
+            if uploads and st.button("Index these files", use_container_width=True):
+                _ingest(services, [(u.name, u.getvalue()) for u in uploads], collection)
+                st.session_state["upload_key"] = f"u{len(st.session_state.get('upload_key', 'u0')) + 1}"
+                st.rerun()
+
+        if docs:
+            with st.expander(f"Documents ({len(docs)})"):
+                for doc in docs:
+                    cols = st.columns([5, 1])
+                    cols[0].markdown(f"**{doc.file_name}**  \n{doc.collection} · {doc.chunks} chunks")
+                    if user.is_admin and cols[1].button("🗑", key=f"del-{doc.collection}-{doc.doc_id}",
+                                                        help=f"Delete {doc.file_name}"):
+                        services.ingestor.delete(doc.doc_id, user, doc.collection)
+                        st.rerun()
+        if st.session_state.get("messages") and st.button("New conversation", use_container_width=True):
+            st.session_state["messages"] = []
+            st.rerun()

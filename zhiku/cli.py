@@ -1,0 +1,218 @@
+"""The zhiku command line: JSON with --json, readable text otherwise, errors on stderr."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from contextlib import contextmanager
+
+from retrieval.types import LOCAL_ADMIN
+from zhiku.errors import ZhikuError
+from zhiku.settings import load_settings
+
+
+def _print_json(data) -> None:
+    json.dump(data, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+
+
+@contextmanager
+def _services():
+    from zhiku.services import build_services
+
+    services = build_services(load_settings())
+    try:
+        yield services
+    finally:
+        services.close()
+
+
+@contextmanager
+def _progress_bar(enabled: bool):
+    """A rich progress bar on stderr: one task per file, advanced by chunks embedded."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[stage]}"),
+        TimeElapsedColumn(), console=console, transient=False,
+    ) as bar:
+        tasks: dict[str, int] = {}
+
+        def on_progress(p) -> None:
+            key = f"{p.file_index}:{p.file_name}"
+            if key not in tasks:
+                tasks[key] = bar.add_task(f"[{p.file_index + 1}/{p.file_count}] {p.file_name[:40]}", total=None, stage="")
+            task = tasks[key]
+            if p.stage == "embedding":
+                bar.update(task, total=p.total, completed=p.done, stage="embedding")
+            elif p.stage in ("indexed", "unchanged"):
+                bar.update(task, total=max(p.total, 1), completed=max(p.total, 1), stage=p.stage)
+            else:
+                bar.update(task, stage=p.stage)
+
+        yield on_progress
+
+
+def cmd_ingest(args) -> int:
+    with _services() as s, _progress_bar(not args.json and sys.stderr.isatty()) as progress:
+        results = s.ingestor.ingest_paths(
+            args.paths, args.collection or s.settings.default_collection, LOCAL_ADMIN, progress
+        )
+    if args.json:
+        _print_json({"files": [r.to_dict() for r in results]})
+    else:
+        for r in results:
+            detail = f"{r.chunks} chunks" if r.status != "failed" else r.error
+            print(f"{r.status:9} {r.path}  ({detail})")
+        counts = {k: sum(r.status == k for r in results) for k in ("added", "updated", "unchanged", "failed")}
+        print(", ".join(f"{v} {k}" for k, v in counts.items()))
+    failed = [r for r in results if r.status == "failed"]
+    for r in failed:
+        print(f"zhiku: {r.path}: {r.error}", file=sys.stderr)
+    return 1 if failed or not results else 0
+
+
+def cmd_search(args) -> int:
+    with _services() as s:
+        collections = [args.collection] if args.collection else None
+        hits = s.searcher.search(args.query, LOCAL_ADMIN, k=args.k, collections=collections, mode=args.mode)
+    if args.json:
+        _print_json({"hits": [h.to_dict() for h in hits]})
+    else:
+        if not hits:
+            print("no results")
+        for h in hits:
+            page = f" p.{h.chunk.page}" if h.chunk.page is not None else ""
+            print(f"{h.rank}. {h.chunk.file_name}{page}  [{h.score:.3f}]\n   {h.chunk.text[:200]}")
+    return 0
+
+
+def cmd_ask(args) -> int:
+    with _services() as s:
+        collections = [args.collection] if args.collection else None
+        if args.json:
+            answer = s.answers.ask(args.question, LOCAL_ADMIN, collections=collections)
+            _print_json(answer.to_dict())
+            return 0
+        answer = None
+        for event in s.answers.stream(args.question, LOCAL_ADMIN, collections=collections):
+            if event.kind == "delta":
+                print(event.text, end="", flush=True)
+            elif event.kind == "reset":
+                print("\n[answer interrupted; falling back to quoted passages]\n")
+            elif event.kind == "done":
+                answer = event.answer
+    print()
+    if answer.notice:
+        print(f"\nnote: {answer.notice}", file=sys.stderr)
+    if answer.mode == "ollama" and answer.text:
+        print("\n(verified citations below)")
+    for c in answer.citations:
+        page = f", p.{c.page}" if c.page is not None else ""
+        print(f"[{c.n}] {c.file_name}{page}: {c.text[:160]}")
+    return 0
+
+
+def cmd_stats(args) -> int:
+    with _services() as s:
+        stats = s.ingestor.stats(LOCAL_ADMIN)
+        backend = s.index.backend
+    data = {"documents": stats.documents, "chunks": stats.chunks, "collections": stats.collections}
+    if args.json:
+        _print_json(data)
+    else:
+        print(f"{stats.documents} documents, {stats.chunks} chunks ({backend})")
+        for name, count in sorted(stats.collections.items()):
+            print(f"  {name}: {count} documents")
+    return 0
+
+
+def cmd_delete(args) -> int:
+    with _services() as s:
+        removed = s.ingestor.delete(args.key, LOCAL_ADMIN, args.collection)
+    if args.json:
+        _print_json({"deleted": [{"doc_id": d.doc_id, "file_name": d.file_name, "collection": d.collection,
+                                  "chunks": d.chunks} for d in removed]})
+    else:
+        for d in removed:
+            print(f"deleted {d.file_name} ({d.collection}, {d.chunks} chunks)")
+    return 0
+
+
+def cmd_reindex(args) -> int:
+    with _services() as s, _progress_bar(not args.json and sys.stderr.isatty()) as progress:
+        results = s.ingestor.reindex(LOCAL_ADMIN, progress)
+    if args.json:
+        _print_json({"files": [r.to_dict() for r in results]})
+    else:
+        print(f"re-indexed {sum(r.status != 'failed' for r in results)} documents")
+    failed = [r for r in results if r.status == "failed"]
+    for r in failed:
+        print(f"zhiku: {r.path}: {r.error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zhiku", description="zhiku (知库): a private knowledge base with cited answers")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("ingest", help="index files or folders (recursively)")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--collection", help="collection to put the documents in")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("search", help="find passages")
+    p.add_argument("query")
+    p.add_argument("--k", type=int, default=5)
+    p.add_argument("--collection")
+    p.add_argument("--mode", choices=("hybrid", "dense", "sparse"), default="hybrid")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("ask", help="answer a question with citations")
+    p.add_argument("question")
+    p.add_argument("--collection")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("stats", help="documents, chunks and collections")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_stats)
+
+    p = sub.add_parser("delete", help="delete a document by id or file name")
+    p.add_argument("key", metavar="DOC_ID_OR_FILE_NAME")
+    p.add_argument("--collection")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_delete)
+
+    p = sub.add_parser("reindex", help="re-parse and re-embed every stored document")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_reindex)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except ZhikuError as e:
+        print(f"zhiku: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("zhiku: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

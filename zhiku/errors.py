@@ -1,0 +1,29 @@
+"""zhiku's error hierarchy; only the UI and the CLI turn these into messages."""
+
+
+class ZhikuError(Exception):
+    """Base of every error zhiku raises on purpose; the message says how to fix it."""
+
+
+class FileRejected(ZhikuError):
+    """A file cannot be indexed (unsupported, empty, encrypted, too large, unreadable)."""
+
+
+class UnsupportedFile(FileRejected):
+    """The file type is not one zhiku reads."""
+
+
+class OllamaUnavailable(ZhikuError):
+    """Ollama is down, unreachable, slow or lacks the model."""
+
+
+class IndexUnavailable(ZhikuError):
+    """The index cannot be opened or reached."""
+
+
+class NotFound(ZhikuError):
+    """A document or collection does not exist."""
+
+
+class AccessDenied(ZhikuError):
+    """The acting user may not read or change this collection."""

