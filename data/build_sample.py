@@ -673,7 +673,7 @@ def wrap_cjk(text: str, font: str, size: float, first_width: float, width: float
         used += token_width
     if line:
         lines.append(line)
-    return ["".join(tokens).strip() for tokens in lines]
+    return ["".join(parts).strip() for parts in lines]
 
 
 def build_handbook_pdf(path: Path) -> None:

@@ -1,0 +1,124 @@
+"""The CLI contract, end to end: the installed `zhiku` script, the real embedded index and model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import SAMPLE, run_cli
+
+
+@pytest.fixture(scope="module")
+def kb(tmp_path_factory):
+    """A data dir with the sample handbook ingested through the CLI."""
+    env = {"ZHIKU_DATA_DIR": str(tmp_path_factory.mktemp("kb") / "data")}
+    result = run_cli("ingest", str(SAMPLE), "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    return env, json.loads(result.stdout)
+
+
+def _json(result):
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_ingest_reports_every_file(kb):
+    _, report = kb
+    files = report["files"]
+    assert len(files) == len([p for p in SAMPLE.iterdir() if p.is_file()])
+    for f in files:
+        assert set(f) >= {"path", "status", "chunks", "error"}
+        assert f["status"] == "added" and f["chunks"] > 0 and f["error"] is None
+
+
+def test_reingest_is_unchanged(kb):
+    env, first = kb
+    again = _json(run_cli("ingest", str(SAMPLE), "--json", env=env))
+    assert [f["status"] for f in again["files"]] == ["unchanged"] * len(first["files"])
+    stats = _json(run_cli("stats", "--json", env=env))
+    assert stats["chunks"] == sum(f["chunks"] for f in first["files"])  # no duplicates
+
+
+def test_stats(kb):
+    env, first = kb
+    stats = _json(run_cli("stats", "--json", env=env))
+    assert stats["documents"] == len(first["files"])
+    assert stats["collections"] == {"default": len(first["files"])}
+
+
+def test_chinese_question_finds_chinese_document(kb):
+    env, _ = kb
+    hits = _json(run_cli("search", "工作满十二年的员工每年有几天年假？", "--k", "3", "--json", env=env))["hits"]
+    assert [h["rank"] for h in hits] == [1, 2, 3]
+    assert any(h["file_name"] == "员工手册.pdf" and "年假" in h["text"] for h in hits)
+    top = hits[0]
+    assert set(top) >= {"rank", "doc_id", "file_name", "page", "text", "score"}
+
+
+def test_page_is_null_for_formats_without_pages(kb):
+    env, _ = kb
+    hits = _json(run_cli("search", "报销发票要求", "--k", "5", "--json", env=env))["hits"]
+    md = [h for h in hits if h["file_name"].endswith(".md")]
+    assert md and all(h["page"] is None for h in md)
+
+
+def test_ask_cites_file_and_page(kb):
+    env, _ = kb
+    answer = _json(run_cli("ask", "How many days a week may employees work remotely?", "--json", env=env))
+    assert answer["mode"] == "extractive" and answer["answerable"] is True
+    assert answer["citations"], answer
+    assert any(c["file_name"] == "Remote_Work_Policy.pdf" and isinstance(c["page"], int) for c in answer["citations"])
+    numbers = {c["n"] for c in answer["citations"]}
+    import re
+
+    assert {int(n) for n in re.findall(r"\[(\d+)\]", answer["answer"])} <= numbers
+    assert "Extractive answer" in answer["answer"]
+
+
+def test_ask_in_chinese_is_labelled_in_chinese(kb):
+    env, _ = kb
+    answer = _json(run_cli("ask", "出差住宿报销标准是多少？", "--json", env=env))
+    assert answer["answerable"] is True and answer["language"] == "zh"
+    assert answer["answer"].startswith("【摘录式回答】")
+    assert any(c["page"] is not None or c["file_name"].endswith(".md") for c in answer["citations"])
+
+
+def test_ask_unrelated_question_is_not_answerable(kb):
+    env, _ = kb
+    answer = _json(run_cli("ask", "火星上最高的山叫什么名字？", "--json", env=env))
+    assert answer["answerable"] is False and answer["citations"] == []
+    assert "知识库" in answer["answer"]
+
+
+def test_failed_file_is_reported_and_exit_code_is_1(kb, tmp_path):
+    env, _ = kb
+    bad = tmp_path / "notes.xyz"
+    bad.write_text("hello")
+    good = tmp_path / "ok.txt"
+    good.write_text("The cafeteria on floor 3 opens at 7:30 every weekday.", encoding="utf-8")
+    result = run_cli("ingest", str(bad), str(good), "--collection", "misc", "--json", env=env)
+    assert result.returncode == 1
+    files = {f["path"]: f for f in json.loads(result.stdout)["files"]}
+    assert files[str(bad)]["status"] == "failed" and "unsupported" in files[str(bad)]["error"]
+    assert files[str(good)]["status"] == "added"
+    assert "notes.xyz" in result.stderr
+    # the good file is searchable in its own collection only
+    hits = _json(run_cli("search", "cafeteria opening time", "--collection", "misc", "--json", env=env))["hits"]
+    assert hits and all(h["file_name"] == "ok.txt" for h in hits)
+    deleted = run_cli("delete", "ok.txt", env=env)
+    assert deleted.returncode == 0, deleted.stderr
+
+
+def test_delete_and_reindex(tmp_path):
+    env = {"ZHIKU_DATA_DIR": str(tmp_path / "kb")}
+    _json(run_cli("ingest", str(SAMPLE / "onboarding.md"), str(SAMPLE / "报销制度.md"), "--json", env=env))
+    before = _json(run_cli("stats", "--json", env=env))
+    assert before["documents"] == 2
+    assert run_cli("delete", "onboarding.md", env=env).returncode == 0
+    after = _json(run_cli("stats", "--json", env=env))
+    assert after["documents"] == 1 and after["chunks"] < before["chunks"]
+    missing = run_cli("delete", "onboarding.md", env=env)
+    assert missing.returncode != 0 and "no document" in missing.stderr
+    assert run_cli("reindex", env=env).returncode == 0
+    assert _json(run_cli("stats", "--json", env=env)) == after
