@@ -68,7 +68,7 @@ class Hit:
     chunk: Chunk
     score: float
     rank: int = 0
-    dense: list[float] | None = None
+    dense: list[float] | None = field(default=None, repr=False)
     relevance: object | None = None
 
     def to_dict(self) -> dict:
