@@ -23,6 +23,8 @@ class Section:
 
 
 _SENTENCE_END = tuple("。！？；.!?;:：")
+_PAGE_HEADER = re.compile(r"第\s*\d+\s*页|\bpage\s+\d+\b", re.I)
+_CJK_CHAR = re.compile(r"[\u3400-\u9fff\uf900-\uff60]")
 
 
 def _clean(text: str) -> str:
@@ -33,11 +35,34 @@ def _clean(text: str) -> str:
 
 
 def _guess_heading(text: str) -> str | None:
-    """A page's first line when it looks like a title (short, no sentence ending)."""
-    first = text.strip().split("\n", 1)[0].strip()
-    if 0 < len(first) <= 60 and not first.endswith(_SENTENCE_END):
-        return first
+    """The first line that looks like a title (short, no sentence ending, not a running page header)."""
+    for line in text.strip().split("\n")[:3]:
+        line = line.strip()
+        if not line or _PAGE_HEADER.search(line):
+            continue
+        if len(line) <= 60 and not line.endswith(_SENTENCE_END):
+            return line
+        return None
     return None
+
+
+def _unwrap(text: str) -> str:
+    """Join lines that a PDF wrapped at the page margin, keeping short lines (titles, table rows) apart."""
+    lines = text.split("\n")
+    lengths = sorted(len(line.strip()) for line in lines if line.strip())
+    width = lengths[int(len(lengths) * 0.9)] if lengths else 0
+    out: list[str] = []
+    wrapped = False
+    for line in lines:
+        stripped = line.strip()
+        if out and wrapped and stripped:
+            joint = "" if _CJK_CHAR.match(out[-1][-1]) or _CJK_CHAR.match(stripped[0]) else " "
+            out[-1] = out[-1] + joint + stripped
+        else:
+            out.append(stripped)
+        # a line that fills the width and stops mid-sentence continues on the next one
+        wrapped = len(stripped) >= 0.8 * width and not stripped.endswith(_SENTENCE_END)
+    return "\n".join(out)
 
 
 def parse_pdf(data: bytes) -> list[Section]:
@@ -53,6 +78,7 @@ def parse_pdf(data: bytes) -> list[Section]:
         for number, page in enumerate(reader.pages, start=1):
             text = _clean(page.extract_text() or "")
             if text:
+                text = _unwrap(text)
                 sections.append(Section(text, number, _guess_heading(text)))
     except FileRejected:
         raise
