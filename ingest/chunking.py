@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from llama_index.core.node_parser import SentenceSplitter
 
 from ingest.parsers import Section
+from retrieval.text import TOKEN
 
-# One token per CJK character, per latin word or number, per punctuation mark: close to (slightly
-# above) what multilingual subword tokenizers produce for Chinese, so chunks stay inside the budget.
-_TOKEN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[A-Za-z0-9_]+|[^\sA-Za-z0-9_]")
 # Sentence ends in both scripts; Chinese text has no spaces to split on.
 _SENTENCE = r"[^。！？；!?;.\n]+[。！？；!?;.\n]*"
-
-
-def count_tokens(text: str) -> int:
-    """Approximate token count used for chunk budgets."""
-    return len(_TOKEN.findall(text))
 
 
 @dataclass
@@ -39,7 +31,7 @@ class Chunker:
         self._splitter = SentenceSplitter(
             chunk_size=chunk_tokens,
             chunk_overlap=overlap,
-            tokenizer=_TOKEN.findall,
+            tokenizer=TOKEN.findall,
             paragraph_separator="\n\n",
             secondary_chunking_regex=_SENTENCE,
         )

@@ -11,7 +11,7 @@ import numpy as np
 
 from retrieval.llm import OllamaChat
 from retrieval.search import Searcher, term_coverage
-from retrieval.text import is_chinese, split_sentences, terms
+from retrieval.text import count_tokens, is_chinese, split_sentences, terms
 from retrieval.types import Answer, Citation, Hit, User
 from zhiku.errors import OllamaUnavailable
 
@@ -71,8 +71,6 @@ def _escape(text: str) -> str:
 
 def build_messages(question: str, hits: list[Hit], language: str, budget_tokens: int) -> tuple[list[dict], int]:
     """Chat messages for the model and how many sources fit in the context budget."""
-    from ingest.chunking import count_tokens
-
     system = SYSTEM_PROMPT.format(language="Chinese" if language == "zh" else "English")
     used = count_tokens(system) + count_tokens(question) + 64
     blocks = []

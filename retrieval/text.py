@@ -9,6 +9,9 @@ import zlib
 from collections import Counter
 from functools import lru_cache
 
+# One token per CJK character, per latin word or number, per punctuation mark: close to (slightly
+# above) what multilingual subword tokenizers produce for Chinese, so chunks stay inside the budget.
+TOKEN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[A-Za-z0-9_]+|[^\sA-Za-z0-9_]")
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _WORD = re.compile(r"[a-z0-9]+(?:[.'][a-z0-9]+)*|[\u3400-\u9fff\uf900-\ufaff]+")
 _SENTENCE_SPLIT = re.compile(r"(?<=[。！？；!?])|(?<=[.;])\s+|\n+")
@@ -38,6 +41,11 @@ def _jieba():
 
 
 _jieba_lock = threading.Lock()
+
+
+def count_tokens(text: str) -> int:
+    """Approximate token count used for chunk budgets and prompt sizes."""
+    return len(TOKEN.findall(text))
 
 
 def is_chinese(text: str) -> bool:

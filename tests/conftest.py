@@ -13,6 +13,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from fake_ollama import FakeOllama  # noqa: E402
 
+# captured before the autouse fixture hides it: `live` tests use a real Ollama when one is configured
+LIVE_OLLAMA = os.environ.get("OLLAMA_HOST")
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "data" / "sample"
 ZHIKU = Path(sys.executable).parent / "zhiku"

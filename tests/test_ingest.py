@@ -6,7 +6,8 @@ import io
 
 import pytest
 
-from ingest.chunking import Chunker, count_tokens
+from ingest.chunking import Chunker
+from retrieval.text import count_tokens
 from ingest.parsers import Section, parse_bytes
 from retrieval.index import Scope
 from retrieval.types import LOCAL_ADMIN
