@@ -179,13 +179,19 @@ def parse_text(text: str) -> list[Section]:
 SUPPORTED = {".pdf", ".docx", ".md", ".markdown", ".txt"}
 
 
-def parse_bytes(data: bytes, file_name: str) -> list[Section]:
-    """Parse a file's bytes by its extension; raises FileRejected with the fix in the message."""
+def check_supported(file_name: str) -> str:
+    """The file's lower-cased extension; raises UnsupportedFile listing what zhiku reads."""
     suffix = Path(file_name).suffix.lower()
     if suffix not in SUPPORTED:
         raise UnsupportedFile(
             f"unsupported file type {suffix or '(none)'}: zhiku reads {', '.join(sorted(SUPPORTED))}"
         )
+    return suffix
+
+
+def parse_bytes(data: bytes, file_name: str) -> list[Section]:
+    """Parse a file's bytes by its extension; raises FileRejected with the fix in the message."""
+    suffix = check_supported(file_name)
     if not data:
         raise FileRejected("empty file (0 bytes): upload the file again")
     if suffix == ".pdf":

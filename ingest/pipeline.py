@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from ingest.chunking import Chunker
-from ingest.parsers import SUPPORTED, parse_bytes
+from ingest.parsers import check_supported, parse_bytes
 from retrieval.embeddings import Embedder
 from retrieval.index import Index, IndexStats, Scope
 from retrieval.text import sparse_document
@@ -189,8 +189,7 @@ class Ingestor:
                     "or raise ZHIKU_MAX_FILE_MB"
                 )
             doc_id = hashlib.sha256(data).hexdigest()[:32]
-            if Path(name).suffix.lower() not in SUPPORTED:
-                parse_bytes(data, name)  # raises UnsupportedFile with the list of types
+            check_supported(name)
             existing = self._versions(collection, name)
             if self._is_complete(collection, doc_id):
                 self.store.update_job(job, "unchanged", doc_id=doc_id)

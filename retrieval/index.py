@@ -68,9 +68,6 @@ class Index(Protocol):
     def query(self, dense: np.ndarray | None, sparse: Sparse | None, scope: Scope, limit: int) -> list[Hit]:
         """Dense, sparse or hybrid (both, fused by RRF) search inside the scope."""
 
-    def facet_collections(self) -> dict[str, int]:
-        """Chunk counts per collection."""
-
     def close(self) -> None:
         """Release files and connections."""
 
@@ -216,11 +213,6 @@ class QdrantIndex:
             Hit(Chunk.from_payload(p.payload), float(p.score), rank, dense=(p.vector or {}).get(DENSE))
             for rank, p in enumerate(result.points, start=1)
         ]
-
-    def facet_collections(self) -> dict[str, int]:
-        """Chunk counts per collection."""
-        result = self._client.facet(self.name, key="collection", limit=1000, exact=True)
-        return {str(h.value): int(h.count) for h in result.hits}
 
     def close(self) -> None:
         """Release the storage lock or connection."""
