@@ -122,3 +122,23 @@ def test_delete_and_reindex(tmp_path):
     assert missing.returncode != 0 and "no document" in missing.stderr
     assert run_cli("reindex", env=env).returncode == 0
     assert _json(run_cli("stats", "--json", env=env)) == after
+
+
+def test_ask_with_ollama_in_both_languages(kb, fake_ollama):
+    env, _ = kb
+
+    def reply(body):
+        # a grounded model: restate the first line of source 1 and cite it
+        user = body["messages"][-1]["content"]
+        first = user.split('<source id="1"', 1)[1].split(">\n", 1)[1].split("\n")[1][:40]
+        return f"{first} [1]."
+
+    fake_ollama.reply = reply
+    ollama_env = {**env, "OLLAMA_HOST": fake_ollama.host}
+    zh = _json(run_cli("ask", "工作满十二年的员工每年有几天年假？", "--json", env=ollama_env))
+    en = _json(run_cli("ask", "How many days a week may employees work remotely?", "--json", env=ollama_env))
+    for answer in (zh, en):
+        assert answer["mode"] == "ollama" and answer["citations"] and answer["citations"][0]["n"] == 1
+    assert zh["language"] == "zh" and en["language"] == "en"
+    streamed = run_cli("ask", "How many days a week may employees work remotely?", env=ollama_env)
+    assert streamed.returncode == 0 and "[1]" in streamed.stdout and "Remote_Work_Policy.pdf" in streamed.stdout
