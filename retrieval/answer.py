@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -16,6 +17,8 @@ from retrieval.types import Answer, Citation, Hit, User
 from zhiku.errors import OllamaUnavailable
 
 log = logging.getLogger(__name__)
+
+LLM_RECHECK_SECONDS = 30.0
 
 NOT_FOUND = {
     "zh": "知识库中没有找到与这个问题相关的内容。可以换个说法再问，或请管理员上传相关文档。",
@@ -177,12 +180,24 @@ class AnswerService:
         self.top_k = top_k
         self.context_tokens = context_tokens
         self.llm_problem: str | None = None
-        if llm is not None:
-            try:
-                llm.check()
-            except OllamaUnavailable as e:
-                self.llm_problem = str(e)
-                log.warning("%s; answering extractively", e)
+        self._checked_at = 0.0
+        self.refresh_llm()
+
+    def refresh_llm(self) -> None:
+        """Probe Ollama (quickly); a problem switches answers to extractive until the next probe."""
+        if self.llm is None:
+            return
+        self._checked_at = time.monotonic()
+        try:
+            self.llm.check()
+            self.llm_problem = None
+        except OllamaUnavailable as e:
+            self.llm_problem = str(e)
+            log.warning("%s; answering extractively", e)
+
+    def _llm_failed(self, problem: str) -> None:
+        self.llm_problem = problem
+        self._checked_at = time.monotonic()
 
     @property
     def mode(self) -> str:
@@ -210,6 +225,8 @@ class AnswerService:
             collections: narrow the search to these collections.
         """
         language = language_of(question)
+        if self.llm_problem and time.monotonic() - self._checked_at > LLM_RECHECK_SECONDS:
+            self.refresh_llm()  # Ollama may have been started or the model pulled since
         query = self.standalone_query(question, history or [])
         hits = self.searcher.search(query, user, k=self.top_k, collections=collections)
         relevant = self.searcher.relevant(hits)
@@ -234,6 +251,7 @@ class AnswerService:
                 return
             except OllamaUnavailable as e:
                 notice = str(e)
+                self._llm_failed(notice)
                 log.warning("%s; falling back to an extractive answer", e)
                 yield Event("reset")
         answer = self.extract(query, relevant, language)

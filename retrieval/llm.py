@@ -23,6 +23,8 @@ class OllamaChat:
         self.context = context
         self.keep_alive = keep_alive
         self._client = ollama.Client(host=host, timeout=timeout)
+        # the health probe must not make start-up or a question wait the full answer timeout
+        self._probe = ollama.Client(host=host, timeout=min(timeout, 5.0))
 
     @property
     def client(self) -> ollama.Client:
@@ -32,7 +34,7 @@ class OllamaChat:
     def check(self) -> None:
         """Raise OllamaUnavailable with the fix when Ollama is down or the model is not pulled."""
         try:
-            self._client.show(self.model)
+            self._probe.show(self.model)
         except ollama.ResponseError as e:
             if e.status_code == 404:
                 raise OllamaUnavailable(

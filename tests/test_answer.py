@@ -193,3 +193,16 @@ def test_ollama_embeddings_in_batches(make_services, tmp_path, fake_ollama):
     assert batches and max(len(b) for b in batches) <= 2
     hits = services.searcher.search("cafeteria lunch", LOCAL_ADMIN)
     assert hits and hits[0].chunk.file_name.startswith("n")
+
+
+def test_pulling_the_model_later_switches_back_to_ollama(make_services, tmp_path, fake_ollama, monkeypatch):
+    import retrieval.answer as answer_module
+
+    fake_ollama.models = ["llama3:8b"]
+    fake_ollama.reply = lambda body: "ok"
+    services = _kb(make_services, tmp_path, ollama_host=fake_ollama.host, llm_model="qwen2.5:7b-instruct")
+    assert services.answers.ask("年假有几天？", LOCAL_ADMIN).mode == "extractive"
+    fake_ollama.models = ["qwen2.5:7b-instruct"]  # the admin ran `ollama pull`
+    monkeypatch.setattr(answer_module, "LLM_RECHECK_SECONDS", 0.0)
+    services.answers.ask("年假有几天？", LOCAL_ADMIN)
+    assert services.answers.mode == "ollama" and fake_ollama.requests_to("/api/chat")
