@@ -26,23 +26,21 @@ def _mode_panel(services: Services) -> None:
 
 
 def _ingest(services: Services, items: list[tuple[str, bytes]], collection: str) -> None:
-    """Index uploaded files one by one with per-file progress and a result line each."""
-    user = current_user()
+    """Index uploaded files in one run (stages overlap) with per-file progress and a result line each."""
     with st.status(f"Indexing {len(items)} file(s)…", expanded=True) as status:
         bar = st.progress(0.0)
-        failed = 0
-        for i, (name, data) in enumerate(items):
 
-            def on_progress(p, i=i):
-                within = p.done / p.total if p.total else 0.0
-                bar.progress(min((i + within) / len(items), 1.0), text=f"{p.file_name}: {p.stage}")
+        def on_progress(p):
+            within = p.done / p.total if p.total else 0.0
+            bar.progress(min((p.file_index + within) / max(p.file_count, 1), 1.0), text=f"{p.file_name}: {p.stage}")
 
-            result = services.ingestor.ingest_bytes(data, name, collection, user, on_progress)
+        results = services.ingestor.ingest_many(items, collection, current_user(), on_progress)
+        for result in results:
             if result.status == "failed":
-                failed += 1
-                st.error(f"{name}: {result.error}")
+                st.error(f"{result.file_name}: {result.error}")
             else:
-                st.write(f"✅ {name}: {result.status}, {result.chunks} chunks")
+                st.write(f"✅ {result.file_name}: {result.status}, {result.chunks} chunks")
+        failed = sum(r.status == "failed" for r in results)
         bar.progress(1.0)
         status.update(label=f"Indexed {len(items) - failed} of {len(items)} file(s)",
                       state="error" if failed else "complete")
@@ -67,7 +65,7 @@ def render(services: Services, sample_dir: Path) -> None:
         with st.expander("Upload documents", expanded=not docs):
             collection = st.text_input("Collection", services.settings.default_collection)
             uploads = st.file_uploader(
-                "PDF, DOCX, Markdown or text", accept_multiple_files=True, key=st.session_state.get("upload_key", "u0")
+                "PDF, Word, PowerPoint, Excel, CSV, HTML, e-mail, Markdown or text", accept_multiple_files=True, key=st.session_state.get("upload_key", "u0")
             )
             if uploads and st.button("Index these files", use_container_width=True):
                 _ingest(services, [(u.name, u.getvalue()) for u in uploads], collection)

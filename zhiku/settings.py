@@ -91,10 +91,26 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("ZHIKU_TOP_K"),
         description="Passages given to the answer stage.",
     )
+    reranker: str = Field(
+        "none",
+        validation_alias=AliasChoices("ZHIKU_RERANKER"),
+        description="Reranker after hybrid search: none (default, best on the harness without a model), "
+        "lexical, or the path of a local cross-encoder such as bge-reranker-v2-m3 (needs zhiku[rerank]).",
+    )
     default_collection: str = Field(
         "default",
         validation_alias=AliasChoices("ZHIKU_COLLECTION"),
         description="Collection used when none is named.",
+    )
+    parse_timeout: float = Field(
+        120.0,
+        validation_alias=AliasChoices("ZHIKU_PARSE_TIMEOUT"),
+        description="Seconds one file may take to parse and chunk before it fails as damaged or hostile.",
+    )
+    parse_memory_mb: int = Field(
+        2048,
+        validation_alias=AliasChoices("ZHIKU_PARSE_MEMORY_MB"),
+        description="Memory (address space, MB) of the process that parses one file; beyond it the file fails.",
     )
 
     @property
