@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import streamlit as st
@@ -21,7 +22,9 @@ st.set_page_config(page_title="知库 zhiku", page_icon="📚", layout="wide")
 @st.cache_resource(show_spinner="Loading the knowledge base…")
 def get_services() -> Services:
     """Build every service once per server process."""
-    return build_services(load_settings())
+    services = build_services(load_settings())
+    threading.Thread(target=services.searcher.warm_up, daemon=True, name="zhiku-warm-up").start()
+    return services
 
 
 try:

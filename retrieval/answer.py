@@ -12,7 +12,7 @@ import numpy as np
 
 from retrieval.llm import OllamaChat
 from retrieval.search import Searcher, term_coverage
-from retrieval.text import count_tokens, is_chinese, split_sentences, terms
+from retrieval.text import count_tokens, language_of, split_sentences, terms
 from retrieval.types import Answer, Citation, Hit, User
 from zhiku.errors import OllamaUnavailable
 
@@ -60,11 +60,6 @@ class Event:
     kind: str
     text: str = ""
     answer: Answer | None = None
-
-
-def language_of(text: str) -> str:
-    """'zh' or 'en'."""
-    return "zh" if is_chinese(text) else "en"
 
 
 def _escape(text: str) -> str:

@@ -36,6 +36,19 @@ class Scope:
         return cls(collections=None if wanted is None else sorted(wanted), **kw)
 
 
+@dataclass(frozen=True)
+class Fusion:
+    """How hybrid search fuses the dense and sparse candidate lists (reciprocal rank fusion)."""
+
+    k: int = 10
+    # weights of the dense, sparse and cross-language dense lists; the third list searches only
+    # passages in the other language, where a multilingual model ranks evidence lower than any
+    # same-language passage, so English questions still reach Chinese documents (and vice versa)
+    weights: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    depth: int = 60  # candidates each prefetch contributes
+    cross_language: bool = True
+
+
 @dataclass
 class IndexStats:
     """Counts of the whole index or one scope."""
@@ -65,8 +78,16 @@ class Index(Protocol):
     def chunks(self, scope: Scope, limit: int = 10_000) -> list[Chunk]:
         """Chunks in the scope (payload only)."""
 
-    def query(self, dense: np.ndarray | None, sparse: Sparse | None, scope: Scope, limit: int) -> list[Hit]:
-        """Dense, sparse or hybrid (both, fused by RRF) search inside the scope."""
+    def query(
+        self,
+        dense: np.ndarray | None,
+        sparse: Sparse | None,
+        scope: Scope,
+        limit: int,
+        fusion: Fusion | None = None,
+        language: str | None = None,
+    ) -> list[Hit]:
+        """Dense, sparse or hybrid (fused by RRF) search inside the scope; language enables the cross-language list."""
 
     def close(self) -> None:
         """Release files and connections."""
@@ -92,7 +113,7 @@ class QdrantIndex:
                 "stop it, or run a Qdrant server and set QDRANT_URL so several processes can share it"
             ) from e
 
-    def _filter(self, scope: Scope):
+    def _filter(self, scope: Scope, exclude_lang: str | None = None):
         from qdrant_client import models as m
 
         must = []
@@ -104,7 +125,8 @@ class QdrantIndex:
             must.append(m.FieldCondition(key="file_name", match=m.MatchAny(any=list(scope.file_names))))
         if scope.first_chunk_only:
             must.append(m.FieldCondition(key="chunk_index", match=m.MatchValue(value=0)))
-        return m.Filter(must=must) if must else None
+        must_not = [m.FieldCondition(key="lang", match=m.MatchValue(value=exclude_lang))] if exclude_lang else []
+        return m.Filter(must=must, must_not=must_not) if must or must_not else None
 
     def ensure(self, dim: int, embed_model: str) -> None:
         """Create the collection (named dense + sparse vectors, payload indexes) if missing."""
@@ -178,21 +200,30 @@ class QdrantIndex:
                 break
         return out
 
-    def query(self, dense, sparse, scope: Scope, limit: int) -> list[Hit]:
-        """Dense, sparse or hybrid search; hybrid fuses both prefetches with RRF inside Qdrant."""
+    def query(
+        self, dense, sparse, scope: Scope, limit: int, fusion: Fusion | None = None, language: str | None = None
+    ) -> list[Hit]:
+        """Dense, sparse or hybrid search; hybrid fuses the prefetches with RRF inside Qdrant."""
         from qdrant_client import models as m
 
+        fusion = fusion or Fusion()
         flt = self._filter(scope)
         sparse_vec = None if sparse is None or not sparse[0] else m.SparseVector(indices=sparse[0], values=sparse[1])
         if dense is not None and sparse_vec is not None:
-            depth = max(limit * 4, 40)
+            depth = max(limit, fusion.depth)
+            prefetch = [
+                m.Prefetch(query=dense.tolist(), using=DENSE, limit=depth, filter=flt),
+                m.Prefetch(query=sparse_vec, using=SPARSE, limit=depth, filter=flt),
+            ]
+            weights = list(fusion.weights[:2])
+            if fusion.cross_language and language:
+                other = self._filter(scope, exclude_lang=language)
+                prefetch.append(m.Prefetch(query=dense.tolist(), using=DENSE, limit=depth, filter=other))
+                weights.append(fusion.weights[2])
             result = self._client.query_points(
                 self.name,
-                prefetch=[
-                    m.Prefetch(query=dense.tolist(), using=DENSE, limit=depth, filter=flt),
-                    m.Prefetch(query=sparse_vec, using=SPARSE, limit=depth, filter=flt),
-                ],
-                query=m.FusionQuery(fusion=m.Fusion.RRF),
+                prefetch=prefetch,
+                query=m.RrfQuery(rrf=m.Rrf(k=fusion.k, weights=weights)),
                 limit=limit,
                 with_payload=True,
                 with_vectors=[DENSE],

@@ -48,8 +48,12 @@ class Chunk:
 
     def to_payload(self) -> dict:
         """The Qdrant payload of this chunk."""
+        from retrieval.text import language_of
+
         payload = asdict(self)
         payload["span"] = list(self.span)
+        # lets hybrid search look for evidence in the other language separately (see Fusion)
+        payload["lang"] = language_of(self.text)
         return payload
 
     @classmethod
@@ -70,6 +74,7 @@ class Hit:
     rank: int = 0
     dense: list[float] | None = field(default=None, repr=False)
     relevance: object | None = None
+    fused_score: float | None = None  # the hybrid (RRF) score, kept when a reranker replaces score
 
     def to_dict(self) -> dict:
         """The CLI's JSON shape of a hit."""

@@ -159,6 +159,42 @@ def cmd_reindex(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_eval(args) -> int:
+    from retrieval.evaluate import CONFIGURATIONS, evaluate, evaluate_gate, load_questions
+
+    questions = load_questions(args.qa)
+    names = args.configs.split(",") if args.configs else list(CONFIGURATIONS)
+    unknown = [n for n in names if n not in CONFIGURATIONS]
+    if unknown:
+        raise ZhikuError(f"unknown configuration {unknown}: choose from {', '.join(CONFIGURATIONS)}")
+    with _services() as s:
+        results = evaluate(s.searcher, questions, LOCAL_ADMIN, names)
+        gate = evaluate_gate(s.searcher, questions, LOCAL_ADMIN)
+        reranker = getattr(s.searcher.reranker, "name", "none")
+        backend = s.index.backend
+    kinds = sorted({q.kind for q in questions} - {"all", "unanswerable"})
+    if args.json:
+        _print_json({
+            "questions": len(questions), "backend": backend, "reranker": reranker,
+            "configurations": {r.name: {k: r.metrics(k) for k in ["all", *kinds]} for r in results},
+            "threshold": {"answerable_kept": gate.answerable_kept, "answerable": gate.answerable,
+                          "unanswerable_refused": gate.unanswerable_refused, "unanswerable": gate.unanswerable},
+        })
+        return 0
+    answerable = sum(q.evidence is not None for q in questions)
+    print(f"{answerable} answerable questions · index {backend} · reranker {reranker}")
+    print(f"{'configuration':<15}{'hit@1':>8}{'hit@5':>8}{'MRR':>8}{'nDCG@10':>9}")
+    for r in results:
+        m = r.metrics()
+        print(f"{r.name:<15}{m['hit@1']:>8.3f}{m['hit@5']:>8.3f}{m['mrr']:>8.3f}{m['ndcg@10']:>9.3f}")
+    for kind in kinds:
+        print(f"\n{kind}: " + "  ".join(
+            f"{r.name} hit@5 {r.metrics(kind)['hit@5']:.2f} MRR {r.metrics(kind)['mrr']:.2f}" for r in results))
+    print(f"\nrelevance threshold: answered {gate.answerable_kept}/{gate.answerable} answerable questions, "
+          f"refused {gate.unanswerable_refused}/{gate.unanswerable} unanswerable ones")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zhiku", description="zhiku (知库): a private knowledge base with cited answers")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
@@ -193,6 +229,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--collection")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_delete)
+
+    p = sub.add_parser("eval", help="measure retrieval quality on a question set (JSON lines)")
+    p.add_argument("qa", metavar="QA.jsonl")
+    p.add_argument("--configs", help="comma-separated subset of dense,sparse,hybrid,hybrid+rerank")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("reindex", help="re-parse and re-embed every stored document")
     p.add_argument("--json", action="store_true")

@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from ingest.chunking import Chunker
 from ingest.pipeline import Ingestor
 from retrieval.answer import AnswerService
+from retrieval.edge import EdgeIndex
 from retrieval.embeddings import E5Embedder, Embedder, OllamaEmbedder
 from retrieval.index import Index, QdrantIndex
 from retrieval.llm import OllamaChat
+from retrieval.rerank import build_reranker
 from retrieval.search import Searcher
+from retrieval.translate import Translator
 from zhiku.errors import ZhikuError
 from zhiku.settings import Settings
 from zhiku.store import AppStore
@@ -41,8 +43,7 @@ def build_index(settings: Settings) -> Index:
     """A Qdrant server when QDRANT_URL is set, otherwise the embedded index under the data dir."""
     if settings.qdrant_url:
         return QdrantIndex(settings.index_name, url=settings.qdrant_url, api_key=settings.qdrant_api_key)
-    settings.index_dir.mkdir(parents=True, exist_ok=True)
-    return QdrantIndex(settings.index_name, path=settings.index_dir)
+    return EdgeIndex(settings.index_dir / settings.index_name)
 
 
 def build_embedder(settings: Settings, llm: OllamaChat | None) -> Embedder:
@@ -80,14 +81,17 @@ def build_services(settings: Settings) -> Services:
             embedder,
             store,
             settings.files_dir,
-            chunker=Chunker(settings.chunk_tokens, settings.chunk_overlap),
+            chunk_tokens=settings.chunk_tokens,
+            chunk_overlap=settings.chunk_overlap,
             max_bytes=int(settings.max_file_mb * 1024 * 1024),
             batch_size=settings.embed_batch_size,
+            parse_timeout=settings.parse_timeout,
+            parse_memory_mb=settings.parse_memory_mb,
         )
     except Exception:
         index.close()
         store.close()
         raise
-    searcher = Searcher(index, embedder)
+    searcher = Searcher(index, embedder, reranker=build_reranker(settings.reranker), translator=Translator())
     answers = AnswerService(searcher, llm, top_k=settings.top_k, context_tokens=settings.llm_context)
     return Services(settings, index, embedder, store, ingestor, searcher, answers)

@@ -1,0 +1,211 @@
+"""Rerankers: a real CrossEncoder built from a tiny local BERT, the lexical re-scoring, the no-op and the errors."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Nothing in this file may reach the hub; local_files_only guards the code, this guards the libraries.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from retrieval.rerank import CrossEncoderReranker, LexicalReranker, NoReranker, Reranker, build_reranker  # noqa: E402
+from retrieval.types import Chunk, Hit  # noqa: E402
+from zhiku.errors import ZhikuError  # noqa: E402
+
+WORDS = "annual leave days vacation holiday employees get per year office parking badge printer coffee wifi".split()
+RELEVANT = "employees get annual leave days per year"
+OTHERS = ["office parking badge", "printer coffee wifi", "office wifi badge printer"]
+QUERY = "annual leave days"
+
+
+def make_hits(texts: list[str], dense: list[list[float]] | None = None) -> list[Hit]:
+    """Real Hit/Chunk objects in fused order with descending RRF-like scores."""
+    hits = []
+    for i, text in enumerate(texts):
+        chunk = Chunk(doc_id=f"d{i}", file_name=f"f{i}.md", collection="default", chunk_index=i, text=text)
+        hits.append(Hit(chunk=chunk, score=1.0 / (60 + i + 1), rank=i + 1, dense=dense[i] if dense else None))
+    return hits
+
+
+@pytest.fixture(scope="module")
+def tiny_cross_encoder(tmp_path_factory):
+    """A 2-layer BERT cross-encoder trained a few steps to score the leave passage above the others."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("sentence_transformers")
+
+    folder = tmp_path_factory.mktemp("tiny-reranker")
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n", encoding="utf-8")
+    tokenizer = transformers.BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+    config = transformers.BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+        num_labels=1,
+    )
+    torch.manual_seed(0)
+    model = transformers.BertForSequenceClassification(config)
+
+    # Train on toy pairs so relevance comes from the model itself, not from weights we pick to match the test.
+    queries = [QUERY, "vacation days per year", "holiday leave"]
+    passages = [RELEVANT, "vacation holiday days per year", *OTHERS]
+    pairs, labels = [], []
+    for q in queries:
+        for p in passages:
+            pairs.append((q, p))
+            labels.append(1.0 if set(q.split()) & {"leave", "vacation", "holiday", "days"} & set(p.split()) else 0.0)
+    batch = tokenizer([q for q, _ in pairs], [p for _, p in pairs], padding=True, return_tensors="pt")
+    target = torch.tensor(labels)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(60):
+        optimizer.zero_grad()
+        logits = model(**batch).logits.squeeze(-1)
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def reference_scores(folder, query: str, texts: list[str]) -> list[float]:
+    """Scores computed with plain transformers, independent of the reranker under test."""
+    import torch
+    import transformers
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(folder, local_files_only=True).eval()
+    with torch.no_grad():
+        batch = tokenizer([query] * len(texts), texts, padding=True, truncation=True, return_tensors="pt")
+        return torch.sigmoid(model(**batch).logits.squeeze(-1)).tolist()
+
+
+def test_cross_encoder_reorders_by_its_scores(tiny_cross_encoder):
+    reranker = CrossEncoderReranker(str(tiny_cross_encoder), batch_size=2)
+    assert isinstance(reranker, Reranker)
+    texts = [*OTHERS, RELEVANT]  # the relevant passage comes last from fusion
+    hits = make_hits(texts)
+    fused = {h.chunk.doc_id: h.score for h in hits}
+
+    out = reranker.rerank(QUERY, hits)
+
+    assert out[0].chunk.text == RELEVANT
+    assert [h.rank for h in out] == [1, 2, 3, 4]
+    assert {id(h) for h in out} == {id(h) for h in hits}  # the same Hit objects, reordered
+    expected = dict(zip(texts, reference_scores(tiny_cross_encoder, QUERY, texts)))
+    for hit in out:
+        assert hit.score == pytest.approx(expected[hit.chunk.text], abs=1e-5)
+        assert hit.fused_score == fused[hit.chunk.doc_id]
+    assert [h.score for h in out] == sorted((h.score for h in out), reverse=True)
+
+    again = reranker.rerank(QUERY, make_hits(texts))
+    assert [h.chunk.text for h in again] == [h.chunk.text for h in out]
+    assert reranker.rerank(QUERY, []) == []
+
+
+def test_build_reranker_loads_a_cross_encoder_folder(tiny_cross_encoder):
+    reranker = build_reranker(str(tiny_cross_encoder))
+    assert isinstance(reranker, CrossEncoderReranker)
+    assert reranker.name == f"cross-encoder:{tiny_cross_encoder}"
+
+
+def test_missing_sentence_transformers_says_how_to_install(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)  # makes the import raise ImportError
+    with pytest.raises(ZhikuError) as err:
+        CrossEncoderReranker(str(tmp_path))
+    message = str(err.value)
+    assert "pip install 'zhiku[rerank]'" in message
+    assert "BAAI/bge-reranker-v2-m3" in message
+    assert isinstance(err.value.__cause__, ImportError)
+
+
+def test_missing_model_folder_says_where_and_how(tmp_path):
+    pytest.importorskip("sentence_transformers")
+    missing = tmp_path / "models" / "nope"
+    with pytest.raises(ZhikuError) as err:
+        CrossEncoderReranker(str(missing))
+    message = str(err.value)
+    assert str(missing) in message
+    assert "download BAAI/bge-reranker-v2-m3 --local-dir /srv/models/bge-reranker-v2-m3" in message
+    assert "ZHIKU_RERANKER=/srv/models/bge-reranker-v2-m3" in message
+
+
+def test_repo_id_not_in_local_cache_fails_without_network(tmp_path):
+    pytest.importorskip("sentence_transformers")
+    cache = tmp_path / "hf-cache"
+    with pytest.raises(ZhikuError) as err:
+        CrossEncoderReranker("BAAI/bge-reranker-v2-m3", cache_folder=str(cache))
+    assert str(cache) in str(err.value)
+    assert "ZHIKU_RERANKER=" in str(err.value)
+
+
+def test_folder_without_a_model_is_a_clear_error(tmp_path):
+    pytest.importorskip("sentence_transformers")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ZhikuError) as err:
+        CrossEncoderReranker(str(tmp_path / "empty"))
+    assert str(tmp_path / "empty") in str(err.value)
+
+
+def test_lexical_puts_the_passage_with_the_query_terms_first():
+    hits = make_hits(["the printer is on the second floor", "Employees get 15 annual leave days per year"])
+    out = LexicalReranker().rerank("How many annual leave days?", hits)
+    assert out[0].chunk.doc_id == "d1"
+    assert [h.rank for h in out] == [1, 2]
+    assert out[0].score > out[1].score
+    assert out[1].fused_score == pytest.approx(1 / 61)
+
+
+def test_lexical_works_for_chinese():
+    hits = make_hits(["打印机在二楼。", "员工每年享有十五天年假。"])
+    out = LexicalReranker().rerank("员工每年有几天年假？", hits)
+    assert out[0].chunk.doc_id == "d1"
+
+
+def test_lexical_uses_the_dense_cosine_when_terms_tie():
+    dense = [[1.0, 0.0], [0.0, 1.0]]
+    hits = make_hits(["leave policy", "leave policy"], dense=dense)
+    out = LexicalReranker(w_rank=0.0).rerank("leave", hits, query_vector=np.array([0.0, 1.0]))
+    assert out[0].chunk.doc_id == "d1"
+
+
+def test_lexical_keeps_the_fused_order_on_ties_and_its_weights_are_tunable():
+    texts = ["annual leave", "annual leave", "annual leave"]
+    out = LexicalReranker().rerank("annual leave", make_hits(texts))
+    assert [h.chunk.doc_id for h in out] == ["d0", "d1", "d2"]
+    # With only the rank prior, nothing moves even when a lower hit covers the query better.
+    only_rank = LexicalReranker(w_rank=1.0, w_terms=0.0, w_dense=0.0)
+    out = only_rank.rerank("annual leave", make_hits(["printer", "annual leave"]))
+    assert [h.chunk.doc_id for h in out] == ["d0", "d1"]
+    with pytest.raises(ValueError):
+        LexicalReranker(w_terms=-1.0)
+
+
+def test_no_reranker_keeps_order_and_scores():
+    hits = make_hits(["c", "b", "a"])
+    scores = [h.score for h in hits]
+    out = NoReranker().rerank("anything", hits)
+    assert [h.chunk.doc_id for h in out] == ["d0", "d1", "d2"]
+    assert [h.score for h in out] == scores
+    assert [h.rank for h in out] == [1, 2, 3]
+
+
+def test_rerank_twice_keeps_the_original_fused_score():
+    hits = make_hits(["printer", "annual leave days"])
+    LexicalReranker().rerank("annual leave days", hits)
+    out = LexicalReranker().rerank("annual leave days", hits)
+    assert {h.chunk.doc_id: h.fused_score for h in out} == {"d0": 1 / 61, "d1": 1 / 62}
+
+
+@pytest.mark.parametrize("spec, kind", [(None, NoReranker), ("", NoReranker), ("none", NoReranker), ("Lexical", LexicalReranker)])
+def test_build_reranker_specs(spec, kind):
+    assert isinstance(build_reranker(spec), kind)

@@ -1,0 +1,182 @@
+"""Hybrid retrieval: backends agree, fusion reaches the other language, scopes and thresholds, concurrent use."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from conftest import SAMPLE, ZHIKU, run_cli
+from ingest.chunking import Chunker
+from ingest.parsers import parse_bytes
+from retrieval.edge import EdgeIndex
+from retrieval.index import QdrantIndex, Scope
+from retrieval.rerank import LexicalReranker
+from retrieval.search import Searcher
+from retrieval.text import sparse_document
+from retrieval.translate import Translator
+from retrieval.types import LOCAL_ADMIN, Chunk
+
+QUERIES = [
+    "工作满十二年的员工每年有几天年假？",
+    "出差住宿报销标准",
+    "How many days a week can I work remotely?",
+    "What is the minimum password length?",
+    "How long is maternity leave?",
+    "VPN 密码",
+]
+
+
+@pytest.fixture(scope="module")
+def translator():
+    return Translator()
+
+
+@pytest.fixture(scope="module")
+def sample_chunks():
+    """Chunks of two sample documents (one Chinese, one English), embedded once."""
+    from retrieval.embeddings import E5Embedder
+
+    embedder = E5Embedder()
+    chunks = []
+    for name in ("员工手册.pdf", "Remote_Work_Policy.pdf", "报销制度.md"):
+        pieces = Chunker().split(parse_bytes((SAMPLE / name).read_bytes(), name))
+        chunks += [Chunk(f"doc-{name}", name, "default", i, p.text, p.page, p.heading, (p.start, p.end),
+                         chunk_count=len(pieces)) for i, p in enumerate(pieces)]
+    dense = embedder.embed_passages([c.text for c in chunks])
+    return embedder, chunks, dense, [sparse_document(c.text) for c in chunks]
+
+
+def _fill(index, sample_chunks):
+    embedder, chunks, dense, sparse = sample_chunks
+    index.ensure(embedder.dim, embedder.name)
+    index.upsert(chunks, dense, sparse)
+    return index
+
+
+def _ranking(hits) -> list[tuple[float, frozenset]]:
+    """Scores in order, with the passages at each score; hits with equal fused scores may come in either order."""
+    groups: dict[float, set] = {}
+    for h in hits:
+        groups.setdefault(round(h.score, 3), set()).add((h.chunk.file_name, h.chunk.chunk_index))
+    return [(score, frozenset(ids)) for score, ids in groups.items()]
+
+
+def test_backends_return_the_same_results(tmp_path, sample_chunks, translator):
+    embedder = sample_chunks[0]
+    edge = _fill(EdgeIndex(tmp_path / "edge"), sample_chunks)
+    local = _fill(QdrantIndex("zhiku", path=tmp_path / "qdrant"), sample_chunks)
+    try:
+        assert edge.count(Scope()) == local.count(Scope()) == len(sample_chunks[1])
+        for mode in ("dense", "sparse", "hybrid"):
+            for query in QUERIES:
+                a = Searcher(edge, embedder, translator=translator).search(query, LOCAL_ADMIN, k=5, mode=mode)
+                b = Searcher(local, embedder, translator=translator).search(query, LOCAL_ADMIN, k=5, mode=mode)
+                # a tie across the k-th place may cut either way: the last group is compared by score only
+                ra, rb = _ranking(a), _ranking(b)
+                assert ra[:-1] == rb[:-1] and ra[-1][0] == rb[-1][0], (mode, query)
+    finally:
+        edge.close()
+        local.close()
+
+
+def test_english_question_reaches_chinese_document(tmp_path, sample_chunks, translator):
+    embedder = sample_chunks[0]
+    index = _fill(EdgeIndex(tmp_path / "edge"), sample_chunks)
+    try:
+        assert "产假" in translator.expand("How long is maternity leave?")
+        searcher = Searcher(index, embedder, translator=translator)
+        hits = searcher.search("How long is maternity leave?", LOCAL_ADMIN, k=5)
+        assert any("产假" in h.chunk.text for h in hits)
+        # without the cross-language list and the dictionary, English passages crowd it out
+        from retrieval.index import Fusion
+
+        plain = Searcher(index, embedder, fusion=Fusion(cross_language=False))
+        assert not any("产假" in h.chunk.text for h in plain.search("How long is maternity leave?", LOCAL_ADMIN, k=5))
+    finally:
+        index.close()
+
+
+def test_scope_filters_inside_the_query(tmp_path, sample_chunks):
+    embedder = sample_chunks[0]
+    index = _fill(EdgeIndex(tmp_path / "edge"), sample_chunks)
+    try:
+        searcher = Searcher(index, embedder)
+        only = searcher.search("年假", LOCAL_ADMIN, k=5, collections=["default"])
+        assert only
+        assert searcher.search("年假", LOCAL_ADMIN, k=5, collections=["elsewhere"]) == []
+        scoped = index.query(embedder.embed_query("年假"), None, Scope(doc_ids=["doc-报销制度.md"]), 5)
+        assert scoped and {h.chunk.file_name for h in scoped} == {"报销制度.md"}
+        assert index.count(Scope(first_chunk_only=True)) == 3
+    finally:
+        index.close()
+
+
+def test_reranker_reorders_a_deeper_candidate_list(tmp_path, sample_chunks):
+    embedder = sample_chunks[0]
+    index = _fill(EdgeIndex(tmp_path / "edge"), sample_chunks)
+    try:
+        searcher = Searcher(index, embedder, reranker=LexicalReranker())
+        hits = searcher.search("password minimum length", LOCAL_ADMIN, k=3)
+        assert [h.rank for h in hits] == [1, 2, 3]
+        assert all(h.fused_score is not None for h in hits)
+        plain = searcher.search("password minimum length", LOCAL_ADMIN, k=3, rerank=False)
+        assert all(h.fused_score is None for h in plain)
+    finally:
+        index.close()
+
+
+def test_eval_reports_every_configuration(tmp_path):
+    env = {"ZHIKU_DATA_DIR": str(tmp_path / "kb")}
+    assert run_cli("ingest", str(SAMPLE), env=env).returncode == 0
+    qa = tmp_path / "qa.jsonl"
+    lines = [
+        {"question": "工作满十二年的员工每年有几天年假？", "evidence": "年假为 15 天", "kind": "zh"},
+        {"question": "How many days a week may I work remotely?", "evidence": "up to 3 days per week", "kind": "en"},
+        {"question": "How long is maternity leave?", "evidence": "产假为 158 天", "kind": "en-about-zh"},
+        {"question": "What is the capital of Australia?", "evidence": None},
+    ]
+    qa.write_text("\n".join(json.dumps(x, ensure_ascii=False) for x in lines), encoding="utf-8")
+    result = run_cli("eval", str(qa), "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert set(report["configurations"]) == {"dense", "sparse", "hybrid", "hybrid+rerank"}
+    hybrid = report["configurations"]["hybrid"]["all"]
+    assert set(hybrid) >= {"hit@1", "hit@5", "mrr", "ndcg@10"} and hybrid["questions"] == 3
+    assert hybrid["hit@5"] == 1.0
+    gate = report["threshold"]
+    assert (gate["answerable"], gate["unanswerable"], gate["unanswerable_refused"]) == (3, 1, 1)
+    assert gate["answerable_kept"] >= 2
+    text = run_cli("eval", str(qa), "--configs", "sparse", env=env)
+    assert text.returncode == 0 and "sparse" in text.stdout and "MRR" in text.stdout
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"q": 1}\n', encoding="utf-8")
+    failed = run_cli("eval", str(bad), env=env)
+    assert failed.returncode == 2 and "question" in failed.stderr
+
+
+def test_web_app_and_cli_share_the_embedded_index(make_services, tmp_path):
+    services = make_services()  # stands in for the running web app, holding the index open
+    (tmp_path / "a.md").write_text("# Parking\n\nVisitor parking is on level B2.", encoding="utf-8")
+    services.ingestor.ingest_paths([tmp_path / "a.md"], "default", LOCAL_ADMIN)
+    env = {"ZHIKU_DATA_DIR": str(services.settings.data_dir)}
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for i in range(6):
+        (docs / f"n{i}.md").write_text(f"# Note {i}\n\n" + "The canteen opens at noon. " * 60, encoding="utf-8")
+    ingest = subprocess.Popen([str(ZHIKU), "ingest", str(docs), "--json"], env={**__import__("os").environ, **env},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # the "web app" keeps answering while the CLI writes
+    deadline = time.time() + 120
+    while ingest.poll() is None and time.time() < deadline:
+        assert services.searcher.search("visitor parking", LOCAL_ADMIN, k=1)[0].chunk.file_name == "a.md"
+        time.sleep(0.2)
+    out, err = ingest.communicate(timeout=120)
+    assert ingest.returncode == 0, err
+    assert all(f["status"] == "added" for f in json.loads(out)["files"])
+    stats = run_cli("stats", "--json", env=env)
+    assert stats.returncode == 0, stats.stderr
+    assert json.loads(stats.stdout)["documents"] == 7
+    assert services.ingestor.stats(LOCAL_ADMIN).documents == 7
