@@ -144,18 +144,25 @@ class EdgeIndex:
                         f"the index at {self.path} was built with {meta.get('embed_model')} ({meta.get('dim')} "
                         f"dimensions), not {embed_model} ({dim}): run `zhiku reindex` or set ZHIKU_INDEX to a new name"
                     )
-                return
-            config = EdgeConfig(
-                vectors={DENSE: EdgeVectorParams(size=dim, distance=Distance.Cosine)},
-                sparse_vectors={SPARSE: EdgeSparseVectorParams(modifier=Modifier.Idf)},
-            )
-            shard = EdgeShard.create(str(self.path), config)
-            shard.update(UpdateOperation.create_field_index("collection", KeywordIndexParams(is_tenant=True)))
-            for key in ("doc_id", "file_name"):
-                shard.update(UpdateOperation.create_field_index(key, PayloadSchemaType.Keyword))
-            shard.update(UpdateOperation.create_field_index("chunk_index", IntegerIndexParams(lookup=True)))
-            self._shard = shard
-            self._meta_path.write_text(json.dumps({"embed_model": embed_model, "dim": dim}))
+            else:
+                config = EdgeConfig(
+                    vectors={DENSE: EdgeVectorParams(size=dim, distance=Distance.Cosine)},
+                    sparse_vectors={SPARSE: EdgeSparseVectorParams(modifier=Modifier.Idf)},
+                )
+                self._shard = EdgeShard.create(str(self.path), config)
+                self._meta_path.write_text(json.dumps({"embed_model": embed_model, "dim": dim}))
+            # every field a filter uses needs an index, or each candidate's payload is read from disk
+            indexes = {
+                "collection": KeywordIndexParams(is_tenant=True),
+                "doc_id": PayloadSchemaType.Keyword,
+                "file_name": PayloadSchemaType.Keyword,
+                "lang": PayloadSchemaType.Keyword,
+                "chunk_index": IntegerIndexParams(lookup=True),
+            }
+            existing = set(self._shard.info().payload_schema)
+            for key, params in indexes.items():
+                if key not in existing:
+                    self._shard.update(UpdateOperation.create_field_index(key, params))
 
     # ----------------------------------------------------------------- data
     def _filter(self, scope: Scope, exclude_lang: str | None = None):

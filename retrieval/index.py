@@ -154,7 +154,7 @@ class QdrantIndex:
             sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
         )
         if not self._local:
-            for key in ("collection", "doc_id", "file_name"):
+            for key in ("collection", "doc_id", "file_name", "lang"):
                 self._client.create_payload_index(self.name, key, m.PayloadSchemaType.KEYWORD)
             self._client.create_payload_index(self.name, "chunk_index", m.PayloadSchemaType.INTEGER)
 
