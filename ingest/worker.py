@@ -210,9 +210,10 @@ class _Worker:
             self._conn.close()
             self._conn = None
         if self._process is not None:
-            if self._process.is_alive():
-                self._process.kill()
-            self._process.join(timeout=5)
+            if self._process.pid is not None:  # start() may have failed before the process existed
+                if self._process.is_alive():
+                    self._process.kill()
+                self._process.join(timeout=5)
             self._process = None
 
 
