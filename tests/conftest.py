@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -70,3 +71,21 @@ def run_cli(*args: str, env: dict | None = None, check_json: bool = True):
     """Run the installed `zhiku` console script as a user would."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([str(ZHIKU), *args], capture_output=True, text=True, env=full_env, timeout=600)
+
+
+def make_pdf(pages: list[str]) -> bytes:
+    """A PDF with one page per string, in reportlab's built-in CID font so Chinese round-trips."""
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfgen import canvas
+
+    pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
+    buf = io.BytesIO()
+    c = canvas.Canvas(buf)
+    for text in pages:
+        c.setFont("STSong-Light", 12)
+        for i, line in enumerate(text.split("\n")):
+            c.drawString(50, 800 - 18 * i, line)
+        c.showPage()
+    c.save()
+    return buf.getvalue()

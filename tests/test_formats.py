@@ -13,25 +13,10 @@ from retrieval.text import count_tokens
 from retrieval.types import LOCAL_ADMIN
 
 
+from conftest import make_pdf
+
+
 # ------------------------------------------------------------------ builders
-def make_pdf(pages: list[str]) -> bytes:
-    """A PDF with one page per string, in reportlab's built-in CID font so Chinese round-trips."""
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
-    from reportlab.pdfgen import canvas
-
-    pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
-    buf = io.BytesIO()
-    c = canvas.Canvas(buf)
-    for text in pages:
-        c.setFont("STSong-Light", 12)
-        for i, line in enumerate(text.split("\n")):
-            c.drawString(50, 800 - 18 * i, line)
-        c.showPage()
-    c.save()
-    return buf.getvalue()
-
-
 def make_docx() -> bytes:
     import docx
 

@@ -13,27 +13,11 @@ from retrieval.index import Scope
 from retrieval.types import LOCAL_ADMIN
 from zhiku.errors import FileRejected
 
-
-def _pdf(pages: list[str]) -> bytes:
-    from reportlab.lib.pagesizes import A4
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
-    from reportlab.pdfgen import canvas
-
-    pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))
-    buf = io.BytesIO()
-    c = canvas.Canvas(buf, pagesize=A4)
-    for text in pages:
-        c.setFont("STSong-Light", 12)
-        for i, line in enumerate(text.split("\n")):
-            c.drawString(50, 800 - 18 * i, line)
-        c.showPage()
-    c.save()
-    return buf.getvalue()
+from conftest import make_pdf
 
 
 def test_pdf_keeps_page_numbers_and_chinese():
-    data = _pdf(["员工手册\n第一页的内容。", "年假制度\n员工每年享有十五天年假。"])
+    data = make_pdf(["员工手册\n第一页的内容。", "年假制度\n员工每年享有十五天年假。"])
     sections = parse_bytes(data, "手册.pdf")
     assert [s.page for s in sections] == [1, 2]
     assert sections[1].heading == "年假制度" and "十五天年假" in sections[1].text
