@@ -91,6 +91,9 @@ def test_sample_upload_ask_and_open_citation(app_url, page, tmp_path):
     english.get_by_text("Remote_Work_Policy.pdf · p.").first.wait_for(timeout=60_000)
     assert "3 days per week" in english.inner_text()
     if os.environ.get("ZHIKU_SCREENSHOT"):
+        # let the rerun finish: elements of the previous run stay on screen, marked stale, until replaced
+        page.wait_for_function("document.querySelectorAll('[data-stale=\"true\"]').length === 0", timeout=30_000)
+        page.wait_for_timeout(1000)
         page.screenshot(path=os.environ["ZHIKU_SCREENSHOT"], full_page=False)
 
     # upload a file of our own through the browser, then ask about it
