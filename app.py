@@ -8,10 +8,10 @@ from pathlib import Path
 
 import streamlit as st
 
-from ui import chat, sidebar
-from zhiku.errors import ZhikuError
+from zhiku.ui import chat, sidebar
+from zhiku.core.errors import ZhikuError
 from zhiku.services import Services, build_services
-from zhiku.settings import load_settings
+from zhiku.core.settings import load_settings
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "data" / "sample"
 

@@ -1,1 +1,1 @@
-"""Benchmarks: run them as scripts, e.g. python bench/ingest.py."""
+"""Benchmarks: run them as scripts, e.g. python -m bench.ingest."""

@@ -15,7 +15,7 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from retrieval.text import count_tokens
+from zhiku.retrieval.text import count_tokens
 
 CHARS_PER_PAGE = 3000  # a page of a format without pages
 # Body tokens of one generated PDF page (one chunk at the default budget): a light page of a

@@ -1,6 +1,6 @@
 """Ingestion benchmark: zhiku end to end, raw embedding of the same chunks, and the seed recipe, in one run.
 
-    python bench/ingest.py [--pages 2000] [--out DIR] [--seed-share 0.25] [--big-pages 1000] [--json [FILE]]
+    python -m bench.ingest [--pages 2000] [--out DIR] [--seed-share 0.25] [--big-pages 1000] [--json [FILE]]
 
 It generates a deterministic mixed corpus (bench/corpus.py), then measures on this machine with the same
 embedding model (multilingual-e5-small, E5Embedder) and the configured chunk and batch sizes
@@ -32,8 +32,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-# run as a script, its own folder comes first on sys.path, where this file would shadow the ingest package
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() not in (ROOT, ROOT / "bench")]
 
 # Everything heavy is imported inside functions: the parse workers' fork server re-imports this
 # script as its __main__, and should not load the model or llama-index for that.
@@ -193,14 +191,14 @@ class Stopwatch:
 
 # ------------------------------------------------------------------ phases
 def _settings(data_dir: Path):
-    from zhiku.settings import load_settings
+    from zhiku.core.settings import load_settings
 
     return load_settings(data_dir=data_dir)  # ZHIKU_CHUNK_TOKENS, ZHIKU_EMBED_BATCH etc. still apply
 
 
 def run_zhiku(corpus_dir: Path, data_dir: Path, machine: Machine) -> tuple[dict, object]:
     """a) zhiku end to end over the corpus; returns the figures and the (open) services."""
-    from retrieval.types import LOCAL_ADMIN
+    from zhiku.retrieval.types import LOCAL_ADMIN
     from zhiku.services import build_services
 
     shutil.rmtree(data_dir, ignore_errors=True)
@@ -220,8 +218,8 @@ def run_zhiku(corpus_dir: Path, data_dir: Path, machine: Machine) -> tuple[dict,
 
 def indexed_texts(services, corpus_dir: Path) -> list[str]:
     """Every chunk text in the index, in the order zhiku embedded them (file order, then chunk order)."""
-    from ingest.pipeline import expand_paths
-    from retrieval.index import Scope
+    from zhiku.ingest.pipeline import expand_paths
+    from zhiku.retrieval.index import Scope
 
     order = {p.name: i for i, p in enumerate(expand_paths([corpus_dir]))}
     chunks = services.index.chunks(Scope(["bench"]), limit=10_000_000)
@@ -357,7 +355,7 @@ def run_big_pdf(path: Path, data_dir: Path) -> dict:
 
 def child_ingest(path: Path, data_dir: Path) -> None:
     """The fresh process of d): print one JSON line with time, chunks and peak memory."""
-    from retrieval.types import LOCAL_ADMIN
+    from zhiku.retrieval.types import LOCAL_ADMIN
     from zhiku.services import build_services
 
     services = build_services(_settings(data_dir))

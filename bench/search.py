@@ -1,4 +1,4 @@
-"""Search latency at 10k and 100k chunks, per backend: `python bench/search.py [--sizes 10000 100000]`.
+"""Search latency at 10k and 100k chunks, per backend: `python -m bench.search [--sizes 10000 100000]`.
 
 The corpus is synthetic but shaped like real chunks: every chunk mixes sentences of the sample
 handbook (Chinese and English), so its BM25 terms are real; its dense vector is the real embedding
@@ -22,17 +22,15 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-# run as a script, bench/ is first on the path and bench/ingest.py would shadow the ingest package
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 
-from ingest.parsers import parse_bytes  # noqa: E402
-from retrieval.edge import EdgeIndex  # noqa: E402
-from retrieval.embeddings import E5Embedder  # noqa: E402
-from retrieval.index import QdrantIndex, Scope  # noqa: E402
-from retrieval.search import Searcher  # noqa: E402
-from retrieval.text import language_of, sparse_document, sparse_query, split_sentences  # noqa: E402
-from retrieval.translate import Translator  # noqa: E402
-from retrieval.types import LOCAL_ADMIN, Chunk  # noqa: E402
+from zhiku.ingest.parsers import parse_bytes
+from zhiku.retrieval.edge import EdgeIndex
+from zhiku.retrieval.embeddings import E5Embedder
+from zhiku.retrieval.index import QdrantIndex, Scope
+from zhiku.retrieval.search import Searcher
+from zhiku.retrieval.text import language_of, sparse_document, sparse_query, split_sentences
+from zhiku.retrieval.translate import Translator
+from zhiku.retrieval.types import LOCAL_ADMIN, Chunk
 
 
 def sentences() -> list[str]:

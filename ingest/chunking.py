@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from llama_index.core.node_parser import SentenceSplitter
 
-from ingest.parsers import Section
-from retrieval.text import TOKEN
+from zhiku.ingest.parsers import Section
+from zhiku.retrieval.text import TOKEN
 
 # Sentence ends in both scripts; Chinese text has no spaces to split on.
 _SENTENCE = r"[^。！？；!?;.\n]+[。！？；!?;.\n]*"

@@ -13,8 +13,8 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from retrieval.text import count_tokens
-from zhiku.errors import FileRejected, UnsupportedFile, ZhikuError
+from zhiku.retrieval.text import count_tokens
+from zhiku.core.errors import FileRejected, UnsupportedFile, ZhikuError
 
 log = logging.getLogger(__name__)
 

@@ -23,14 +23,14 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from ingest.chunking import TextChunk
-from ingest.parsers import check_supported
-from ingest.worker import DEFAULT_PARSE, ParseLimits, ParsePool, WorkerConfig
-from retrieval.embeddings import Embedder
-from retrieval.index import Index, IndexStats, Scope
-from retrieval.text import sparse_document
-from retrieval.types import Chunk, User
-from zhiku.errors import AccessDenied, FileRejected, NotFound, ZhikuError
+from zhiku.ingest.chunking import TextChunk
+from zhiku.ingest.parsers import check_supported
+from zhiku.ingest.worker import DEFAULT_PARSE, ParseLimits, ParsePool, WorkerConfig
+from zhiku.retrieval.embeddings import Embedder
+from zhiku.retrieval.index import Index, IndexStats, Scope
+from zhiku.retrieval.text import sparse_document
+from zhiku.retrieval.types import Chunk, User
+from zhiku.core.errors import AccessDenied, FileRejected, NotFound, ZhikuError
 from zhiku.store import AppStore, Job
 
 log = logging.getLogger(__name__)

@@ -15,13 +15,13 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Callable
 
-from ingest.chunking import Chunker, TextChunk
-import ingest.parsers  # noqa: F401  (so the fork server preloads the default parser)
-from zhiku.errors import FileRejected, ZhikuError
+from zhiku.ingest.chunking import Chunker, TextChunk
+import zhiku.ingest.parsers  # noqa: F401  (so the fork server preloads the default parser)
+from zhiku.core.errors import FileRejected, ZhikuError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PARSE = "ingest.parsers:parse_bytes"
+DEFAULT_PARSE = "zhiku.ingest.parsers:parse_bytes"
 _MB = 1024 * 1024
 _START_TIMEOUT = 120.0  # a cold start imports the parsers; the per-file timeout starts after it
 

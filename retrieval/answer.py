@@ -10,11 +10,11 @@ from typing import Iterator
 
 import numpy as np
 
-from retrieval.llm import OllamaChat
-from retrieval.search import Searcher, term_coverage
-from retrieval.text import count_tokens, language_of, split_sentences, terms
-from retrieval.types import Answer, Citation, Hit, User
-from zhiku.errors import OllamaUnavailable
+from zhiku.retrieval.llm import OllamaChat
+from zhiku.retrieval.search import Searcher, term_coverage
+from zhiku.retrieval.text import count_tokens, language_of, split_sentences, terms
+from zhiku.retrieval.types import Answer, Citation, Hit, User
+from zhiku.core.errors import OllamaUnavailable
 
 log = logging.getLogger(__name__)
 

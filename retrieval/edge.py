@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from retrieval.index import DENSE, SPARSE, Fusion, Scope, Sparse
-from retrieval.types import Chunk, Hit
-from zhiku.errors import IndexUnavailable
+from zhiku.retrieval.index import DENSE, SPARSE, Fusion, Scope, Sparse
+from zhiku.retrieval.types import Chunk, Hit
+from zhiku.core.errors import IndexUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import Protocol
 
 import numpy as np
 
-from zhiku.errors import OllamaUnavailable, ZhikuError
+from zhiku.core.errors import OllamaUnavailable, ZhikuError
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from retrieval.search import Searcher
-from retrieval.types import Hit, User
-from zhiku.errors import ZhikuError
+from zhiku.retrieval.search import Searcher
+from zhiku.retrieval.types import Hit, User
+from zhiku.core.errors import ZhikuError
 
 _SPACE = re.compile(r"\s+")
 

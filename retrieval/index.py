@@ -8,8 +8,8 @@ from typing import Iterable, Protocol
 
 import numpy as np
 
-from retrieval.types import Chunk, Hit, User
-from zhiku.errors import IndexUnavailable
+from zhiku.retrieval.types import Chunk, Hit, User
+from zhiku.core.errors import IndexUnavailable
 
 log = logging.getLogger(__name__)
 

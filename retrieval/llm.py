@@ -9,7 +9,7 @@ from typing import Iterator
 import httpx
 import ollama
 
-from zhiku.errors import OllamaUnavailable
+from zhiku.core.errors import OllamaUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from retrieval.search import term_coverage
-from retrieval.text import terms
-from retrieval.types import Hit
-from zhiku.errors import ZhikuError
+from zhiku.retrieval.search import term_coverage
+from zhiku.retrieval.text import terms
+from zhiku.retrieval.types import Hit
+from zhiku.core.errors import ZhikuError
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from retrieval.embeddings import Embedder
-from retrieval.index import Fusion, Index, Scope
-from retrieval.text import language_of, sparse_query, terms
-from retrieval.types import Hit, User
+from zhiku.retrieval.embeddings import Embedder
+from zhiku.retrieval.index import Fusion, Index, Scope
+from zhiku.retrieval.text import language_of, sparse_query, terms
+from zhiku.retrieval.types import Hit, User
 
 log = logging.getLogger(__name__)
 

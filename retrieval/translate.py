@@ -13,7 +13,7 @@ import re
 import threading
 from collections import defaultdict
 
-from retrieval.text import CJK, STOP_EN, STOP_ZH, is_chinese, segment, word_frequency
+from zhiku.retrieval.text import CJK, STOP_EN, STOP_ZH, is_chinese, segment, word_frequency
 
 log = logging.getLogger(__name__)
 

@@ -48,7 +48,7 @@ class Chunk:
 
     def to_payload(self) -> dict:
         """The Qdrant payload of this chunk."""
-        from retrieval.text import language_of
+        from zhiku.retrieval.text import language_of
 
         payload = asdict(self)
         payload["span"] = list(self.span)

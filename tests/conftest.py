@@ -32,7 +32,7 @@ def _isolated_env(monkeypatch, tmp_path):
 
 @pytest.fixture
 def settings(tmp_path):
-    from zhiku.settings import load_settings
+    from zhiku.core.settings import load_settings
 
     return load_settings(data_dir=tmp_path / "data")
 
@@ -41,7 +41,7 @@ def settings(tmp_path):
 def make_services(tmp_path):
     """Build services on the embedded defaults (optionally with overrides); closed after the test."""
     from zhiku.services import build_services
-    from zhiku.settings import load_settings
+    from zhiku.core.settings import load_settings
 
     built = []
 

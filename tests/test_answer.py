@@ -7,8 +7,8 @@ import socket
 
 import pytest
 
-from retrieval.answer import verify_citations
-from retrieval.types import LOCAL_ADMIN, Chunk, Hit
+from zhiku.retrieval.answer import verify_citations
+from zhiku.retrieval.types import LOCAL_ADMIN, Chunk, Hit
 
 LEAVE = "# 年假\n\n员工每年享有十五天带薪年假，需提前两周在系统中申请。病假需提供医院证明。"
 EXPENSES = "# Expenses\n\nTravel expenses must be submitted within 30 days, with original receipts attached."
@@ -196,7 +196,7 @@ def test_ollama_embeddings_in_batches(make_services, tmp_path, fake_ollama):
 
 
 def test_pulling_the_model_later_switches_back_to_ollama(make_services, tmp_path, fake_ollama, monkeypatch):
-    import retrieval.answer as answer_module
+    import zhiku.retrieval.answer as answer_module
 
     fake_ollama.models = ["llama3:8b"]
     fake_ollama.reply = lambda body: "ok"

@@ -10,11 +10,11 @@ import zlib
 
 import pytest
 
-from ingest.parsers import parse_bytes
-from retrieval.index import Scope
-from retrieval.types import LOCAL_ADMIN
+from zhiku.ingest.parsers import parse_bytes
+from zhiku.retrieval.index import Scope
+from zhiku.retrieval.types import LOCAL_ADMIN
 from test_formats import make_docx, make_pdf, make_pptx, make_xlsx
-from zhiku.errors import FileRejected
+from zhiku.core.errors import FileRejected
 
 COLLECTION = "inbox"
 _MB = 1024 * 1024

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from conftest import ZHIKU, run_cli
-from ingest.pipeline import INTERRUPTED
-from retrieval.index import Scope
-from retrieval.text import sparse_document
-from retrieval.types import LOCAL_ADMIN, Chunk
+from zhiku.ingest.pipeline import INTERRUPTED
+from zhiku.retrieval.index import Scope
+from zhiku.retrieval.text import sparse_document
+from zhiku.retrieval.types import LOCAL_ADMIN, Chunk
 
 TOPICS = ["annual leave", "travel expenses", "remote work", "laptops", "security badges", "parking",
           "training budget", "overtime", "parental leave", "office hours"]
@@ -146,7 +146,7 @@ def _indexed_jobs(db: Path) -> int:
 def _active_jobs(data_dir: Path) -> list[tuple[int, str | None, int]]:
     """Unfinished jobs as the killed process left them: (id, doc_id, chunks written), before any recovery."""
     from zhiku.services import build_index
-    from zhiku.settings import load_settings
+    from zhiku.core.settings import load_settings
 
     with sqlite3.connect(f"file:{data_dir / 'zhiku.db'}?mode=ro", uri=True, timeout=5) as conn:
         rows = conn.execute("SELECT id, doc_id, collection FROM jobs WHERE status IN ('queued', 'parsing', 'embedding')")

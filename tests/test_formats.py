@@ -8,9 +8,9 @@ from email.message import EmailMessage
 
 import pytest
 
-from ingest.parsers import SUPPORTED, Section, parse_bytes
-from retrieval.text import count_tokens
-from retrieval.types import LOCAL_ADMIN
+from zhiku.ingest.parsers import SUPPORTED, Section, parse_bytes
+from zhiku.retrieval.text import count_tokens
+from zhiku.retrieval.types import LOCAL_ADMIN
 
 
 from conftest import make_pdf
@@ -252,7 +252,7 @@ def test_xlsx_declaring_whole_columns_is_not_padded_to_16384_cells(monkeypatch):
     import re
     import zipfile
 
-    import ingest.parsers
+    import zhiku.ingest.parsers
 
     src = zipfile.ZipFile(io.BytesIO(make_xlsx(rows=3000)))
     out = io.BytesIO()
@@ -263,8 +263,8 @@ def test_xlsx_declaring_whole_columns_is_not_padded_to_16384_cells(monkeypatch):
                 body = re.sub(rb'<dimension ref="[^"]+"', b'<dimension ref="A1:XFD1048576"', body)
             dst.writestr(info, body)
     cells = []
-    real_cell = ingest.parsers._cell
-    monkeypatch.setattr(ingest.parsers, "_cell", lambda value: cells.append(1) or real_cell(value))
+    real_cell = zhiku.ingest.parsers._cell
+    monkeypatch.setattr(zhiku.ingest.parsers, "_cell", lambda value: cells.append(1) or real_cell(value))
     sections = parse_bytes(out.getvalue(), "wide.xlsx")
     assert sum(s.text.count("\n") for s in only(sections, "差旅标准")) == 3000
     assert len(cells) < 20_000  # 3 columns per row, not 16,384

@@ -6,12 +6,12 @@ import io
 
 import pytest
 
-from ingest.chunking import Chunker
-from retrieval.text import count_tokens
-from ingest.parsers import Section, parse_bytes
-from retrieval.index import Scope
-from retrieval.types import LOCAL_ADMIN
-from zhiku.errors import FileRejected
+from zhiku.ingest.chunking import Chunker
+from zhiku.retrieval.text import count_tokens
+from zhiku.ingest.parsers import Section, parse_bytes
+from zhiku.retrieval.index import Scope
+from zhiku.retrieval.types import LOCAL_ADMIN
+from zhiku.core.errors import FileRejected
 
 from conftest import make_pdf
 
@@ -89,7 +89,7 @@ def test_reingest_changed_file_replaces_old_version(services, tmp_path):
 
 
 def test_access_scope_is_part_of_the_query(services, tmp_path):
-    from retrieval.types import User
+    from zhiku.retrieval.types import User
 
     (tmp_path / "hr.md").write_text("Salary reviews happen every April.", encoding="utf-8")
     (tmp_path / "it.md").write_text("Salary data must stay on the finance share.", encoding="utf-8")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import LIVE_OLLAMA, SAMPLE
-from retrieval.types import LOCAL_ADMIN
+from zhiku.retrieval.types import LOCAL_ADMIN
 
 pytestmark = [pytest.mark.live, pytest.mark.skipif(not LIVE_OLLAMA, reason="set OLLAMA_HOST to run live tests")]
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from ingest.pipeline import INTERRUPTED, Ingestor
-from retrieval.index import Scope
-from retrieval.types import LOCAL_ADMIN
+from zhiku.ingest.pipeline import INTERRUPTED, Ingestor
+from zhiku.retrieval.index import Scope
+from zhiku.retrieval.types import LOCAL_ADMIN
 from test_crash import _assert_consistent
-from zhiku.errors import IndexUnavailable, ZhikuError
+from zhiku.core.errors import IndexUnavailable, ZhikuError
 
 COLLECTION = "hr"
 

@@ -11,9 +11,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from retrieval.rerank import CrossEncoderReranker, LexicalReranker, NoReranker, Reranker, build_reranker  # noqa: E402
-from retrieval.types import Chunk, Hit  # noqa: E402
-from zhiku.errors import ZhikuError  # noqa: E402
+from zhiku.retrieval.rerank import CrossEncoderReranker, LexicalReranker, NoReranker, Reranker, build_reranker  # noqa: E402
+from zhiku.retrieval.types import Chunk, Hit  # noqa: E402
+from zhiku.core.errors import ZhikuError  # noqa: E402
 
 WORDS = "annual leave days vacation holiday employees get per year office parking badge printer coffee wifi".split()
 RELEVANT = "employees get annual leave days per year"

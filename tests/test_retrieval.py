@@ -9,15 +9,15 @@ import time
 import pytest
 
 from conftest import SAMPLE, ZHIKU, run_cli
-from ingest.chunking import Chunker
-from ingest.parsers import parse_bytes
-from retrieval.edge import EdgeIndex
-from retrieval.index import QdrantIndex, Scope
-from retrieval.rerank import LexicalReranker
-from retrieval.search import Searcher
-from retrieval.text import sparse_document
-from retrieval.translate import Translator
-from retrieval.types import LOCAL_ADMIN, Chunk
+from zhiku.ingest.chunking import Chunker
+from zhiku.ingest.parsers import parse_bytes
+from zhiku.retrieval.edge import EdgeIndex
+from zhiku.retrieval.index import QdrantIndex, Scope
+from zhiku.retrieval.rerank import LexicalReranker
+from zhiku.retrieval.search import Searcher
+from zhiku.retrieval.text import sparse_document
+from zhiku.retrieval.translate import Translator
+from zhiku.retrieval.types import LOCAL_ADMIN, Chunk
 
 QUERIES = [
     "工作满十二年的员工每年有几天年假？",
@@ -37,7 +37,7 @@ def translator():
 @pytest.fixture(scope="module")
 def sample_chunks():
     """Chunks of two sample documents (one Chinese, one English), embedded once."""
-    from retrieval.embeddings import E5Embedder
+    from zhiku.retrieval.embeddings import E5Embedder
 
     embedder = E5Embedder()
     chunks = []
@@ -91,7 +91,7 @@ def test_english_question_reaches_chinese_document(tmp_path, sample_chunks, tran
         hits = searcher.search("How long is maternity leave?", LOCAL_ADMIN, k=5)
         assert any("产假" in h.chunk.text for h in hits)
         # without the cross-language list and the dictionary, English passages crowd it out
-        from retrieval.index import Fusion
+        from zhiku.retrieval.index import Fusion
 
         plain = Searcher(index, embedder, fusion=Fusion(cross_language=False))
         assert not any("产假" in h.chunk.text for h in plain.search("How long is maternity leave?", LOCAL_ADMIN, k=5))

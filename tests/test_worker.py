@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from ingest.parsers import parse_bytes
-from ingest.worker import ParseLimits, ParsePool, WorkerConfig
-from retrieval.types import LOCAL_ADMIN
-from zhiku.errors import FileRejected
+from zhiku.ingest.parsers import parse_bytes
+from zhiku.ingest.worker import ParseLimits, ParsePool, WorkerConfig
+from zhiku.retrieval.types import LOCAL_ADMIN
+from zhiku.core.errors import FileRejected
 
 HOSTILE = "test_worker:hostile_parse"  # importable in workers: conftest puts tests/ on sys.path
 GOOD = "# Leave\n\nEmployees get 12 days of annual leave. 年假十二天。".encode("utf-8")
@@ -89,7 +89,7 @@ def test_worker_is_started_once_per_run(pool):
 
 
 def test_ingestion_run_reports_hostile_files_and_indexes_the_rest(services, tmp_path):
-    from ingest.pipeline import Ingestor
+    from zhiku.ingest.pipeline import Ingestor
 
     folder = tmp_path / "docs"
     folder.mkdir()

@@ -6,7 +6,7 @@ import html
 
 import streamlit as st
 
-from ui.sidebar import current_user
+from zhiku.ui.sidebar import current_user
 from zhiku.services import Services
 
 PLACEHOLDER = "Ask a question · 用中文或英文提问"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from retrieval.types import LOCAL_ADMIN
+from zhiku.retrieval.types import LOCAL_ADMIN
 from zhiku.services import Services
 
 

@@ -8,9 +8,9 @@ import logging
 import sys
 from contextlib import contextmanager
 
-from retrieval.types import LOCAL_ADMIN
-from zhiku.errors import ZhikuError
-from zhiku.settings import load_settings
+from zhiku.retrieval.types import LOCAL_ADMIN
+from zhiku.core.errors import ZhikuError
+from zhiku.core.settings import load_settings
 
 
 def _print_json(data) -> None:
@@ -160,7 +160,7 @@ def cmd_reindex(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from retrieval.evaluate import CONFIGURATIONS, evaluate, evaluate_gate, load_questions
+    from zhiku.retrieval.evaluate import CONFIGURATIONS, evaluate, evaluate_gate, load_questions
 
     questions = load_questions(args.qa)
     names = args.configs.split(",") if args.configs else list(CONFIGURATIONS)

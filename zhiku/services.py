@@ -5,17 +5,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from ingest.pipeline import Ingestor
-from retrieval.answer import AnswerService
-from retrieval.edge import EdgeIndex
-from retrieval.embeddings import E5Embedder, Embedder, OllamaEmbedder
-from retrieval.index import Index, QdrantIndex
-from retrieval.llm import OllamaChat
-from retrieval.rerank import build_reranker
-from retrieval.search import Searcher
-from retrieval.translate import Translator
-from zhiku.errors import ZhikuError
-from zhiku.settings import Settings
+from zhiku.ingest.pipeline import Ingestor
+from zhiku.retrieval.answer import AnswerService
+from zhiku.retrieval.edge import EdgeIndex
+from zhiku.retrieval.embeddings import E5Embedder, Embedder, OllamaEmbedder
+from zhiku.retrieval.index import Index, QdrantIndex
+from zhiku.retrieval.llm import OllamaChat
+from zhiku.retrieval.rerank import build_reranker
+from zhiku.retrieval.search import Searcher
+from zhiku.retrieval.translate import Translator
+from zhiku.core.errors import ZhikuError
+from zhiku.core.settings import Settings
 from zhiku.store import AppStore
 
 log = logging.getLogger(__name__)

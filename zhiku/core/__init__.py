@@ -1,0 +1,1 @@
+"""Foundation: errors and settings every layer may import; imports nothing else of zhiku."""
