@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 from pathlib import Path
@@ -23,6 +24,8 @@ st.set_page_config(page_title="知库 zhiku", page_icon="📚", layout="wide")
 def get_services() -> Services:
     """Build every service once per server process."""
     services = build_services(load_settings())
+    services.start_worker()  # uploads are queued as jobs; this thread carries them out
+    atexit.register(services.close)  # on shutdown: stop the worker, release the index (resumed at next start)
     threading.Thread(target=services.searcher.warm_up, daemon=True, name="zhiku-warm-up").start()
     return services
 

@@ -157,6 +157,7 @@ class EdgeIndex:
                 "doc_id": PayloadSchemaType.Keyword,
                 "file_name": PayloadSchemaType.Keyword,
                 "lang": PayloadSchemaType.Keyword,
+                "version": PayloadSchemaType.Keyword,
                 "chunk_index": IntegerIndexParams(lookup=True),
             }
             existing = set(self._shard.info().payload_schema)
@@ -175,6 +176,8 @@ class EdgeIndex:
             must.append(FieldCondition(key="doc_id", match=MatchAny(list(scope.doc_ids))))
         if scope.file_names is not None:
             must.append(FieldCondition(key="file_name", match=MatchAny(list(scope.file_names))))
+        if scope.versions is not None:
+            must.append(FieldCondition(key="version", match=MatchAny(list(scope.versions))))
         if scope.first_chunk_only:
             must.append(FieldCondition(key="chunk_index", match=MatchValue(0)))
         must_not = [FieldCondition(key="lang", match=MatchValue(exclude_lang))] if exclude_lang else []

@@ -89,3 +89,56 @@ def make_pdf(pages: list[str]) -> bytes:
         c.showPage()
     c.save()
     return buf.getvalue()
+
+
+def make_ingestor(services, *, embedder=None, wrap_index=None, parse=None, parse_timeout=120.0,
+                  chunk_tokens=220, chunk_overlap=40, batch_size=32, max_chunks=5000):
+    """An Ingestor on the services' store and index, with a stand-in embedder, index wrapper or parser."""
+    from zhiku.ingest.generations import Generations
+    from zhiku.ingest.jobs import JobWorker, WorkerOptions
+    from zhiku.ingest.pipeline import Ingestor
+    from zhiku.ingest.worker import DEFAULT_PARSE, ParseLimits, WorkerConfig
+
+    base = services.generations
+    wrapped = {}
+
+    class Wrapping(Generations):
+        def active(self):
+            inner = super().active()
+            if wrap_index is None:
+                return inner
+            if id(inner) not in wrapped:
+                wrapped[id(inner)] = wrap_index(inner)
+            return wrapped[id(inner)]
+
+    gens = Wrapping(services.store, base._open_index, base._drop_index, base.prefix, base.embed_model, base.dim)
+    config = WorkerConfig(ParseLimits(parse_timeout, 2048), parse or DEFAULT_PARSE, chunk_tokens, chunk_overlap)
+    worker = JobWorker(services.store, gens, services.ingestor.originals, embedder or services.embedder, config,
+                       WorkerOptions(lease=30, batch_size=batch_size, max_chunks=max_chunks))
+    ingestor = Ingestor(services.store, gens, services.ingestor.originals, worker,
+                        max_bytes=services.ingestor.max_bytes)
+    ingestor.wrapped = wrapped
+    return ingestor
+
+
+def assert_consistent(services) -> list:
+    """The catalogue, the index and the stored originals agree: no orphans, no duplicates, nothing half-written.
+
+    Returns the indexed documents.
+    """
+    from zhiku.retrieval.index import Scope
+
+    store = services.store
+    assert not store.jobs(states=["running"]), "a job is still claimed"
+    docs = store.documents(statuses=None)
+    indexed = [d for d in docs if d.status == "indexed"]
+    assert not [d for d in docs if d.status == "deleting"], "a deletion was left unfinished"
+    index = services.generations.active()
+    for doc in indexed:
+        assert index.count(Scope([doc.collection], [doc.id])) == doc.chunks, doc.path
+        assert index.count(Scope([doc.collection], [doc.id], versions=[doc.blob])) == doc.chunks, doc.path
+    assert index.count(Scope()) == sum(d.chunks for d in indexed), "the index holds chunks of no document"
+    queued = {j.blob for j in store.jobs(states=["queued"], limit=100_000) if j.blob}
+    assert services.ingestor.originals.blobs() == {d.blob for d in indexed} | queued, "stored originals disagree"
+    assert not list(services.ingestor.originals.root.glob("??/.*.part")), "a partial original was left"
+    return indexed

@@ -24,6 +24,10 @@ def _services():
 
     services = build_services(load_settings())
     try:
+        try:
+            services.worker.recover()  # finish or roll back what a killed process left, before anything else
+        except ZhikuError as e:
+            logging.getLogger("zhiku").warning("could not resume interrupted jobs: %s", e)
         yield services
     finally:
         services.close()
@@ -123,7 +127,7 @@ def cmd_ask(args) -> int:
 def cmd_stats(args) -> int:
     with _services() as s:
         stats = s.ingestor.stats(LOCAL_ADMIN)
-        backend = s.index.backend
+        backend = "qdrant-server" if s.settings.qdrant_url else "qdrant-edge"
     data = {"documents": stats.documents, "chunks": stats.chunks, "collections": stats.collections}
     if args.json:
         _print_json(data)
@@ -138,25 +142,69 @@ def cmd_delete(args) -> int:
     with _services() as s:
         removed = s.ingestor.delete(args.key, LOCAL_ADMIN, args.collection)
     if args.json:
-        _print_json({"deleted": [{"doc_id": d.doc_id, "file_name": d.file_name, "collection": d.collection,
-                                  "chunks": d.chunks} for d in removed]})
+        _print_json({"deleted": [{"doc_id": d.id, "file_name": d.file_name, "path": d.path,
+                                  "collection": d.collection, "chunks": d.chunks} for d in removed]})
     else:
         for d in removed:
-            print(f"deleted {d.file_name} ({d.collection}, {d.chunks} chunks)")
+            print(f"deleted {d.path} ({d.collection}, {d.chunks} chunks)")
     return 0
 
 
 def cmd_reindex(args) -> int:
     with _services() as s, _progress_bar(not args.json and sys.stderr.isatty()) as progress:
-        results = s.ingestor.reindex(LOCAL_ADMIN, progress)
+        job = s.ingestor.reindex(LOCAL_ADMIN, progress)
+        documents, chunks, _ = s.store.stats()
+    ok = job.state == "done"
+    if args.json:
+        _print_json({"status": job.state, "documents": documents, "chunks": chunks, "error": job.error})
+    elif ok:
+        print(f"re-indexed {documents} documents ({chunks} chunks)")
+    if not ok:
+        print(f"zhiku: re-index failed: {job.error}", file=sys.stderr)
+    return 0 if ok else 1
+
+
+def cmd_recover(args) -> int:
+    """Move a damaged SQLite catalogue aside and rebuild it from the stored originals."""
+    import time as _time
+
+    from zhiku.core.errors import StoreUnavailable
+    from zhiku.ingest.pipeline import restore_catalogue
+    from zhiku.services import build_services
+
+    settings = load_settings()
+    try:
+        services = build_services(settings)
+    except StoreUnavailable:
+        if settings.database_url:
+            raise ZhikuError("the PostgreSQL catalogue is unreadable: restore it from a backup, or point "
+                             "ZHIKU_DATABASE_URL at an empty database and run `zhiku recover` again") from None
+        aside = settings.db_path.with_name(f"zhiku.db.damaged-{int(_time.time())}")
+        for suffix in ("", "-wal", "-shm"):
+            source = settings.db_path.with_name(settings.db_path.name + suffix)
+            if source.exists():
+                source.rename(aside.with_name(aside.name + suffix))
+        print(f"moved the damaged database to {aside}", file=sys.stderr)
+        services = build_services(settings)
+    try:
+        results = restore_catalogue(services.ingestor, LOCAL_ADMIN)
+        if not settings.qdrant_url and settings.index_dir.is_dir():  # shards the lost catalogue pointed at
+            from zhiku.ingest.generations import drop_edge_shard
+
+            known = {g.name for g in services.store.generations()}
+            for shard in settings.index_dir.iterdir():
+                if shard.is_dir() and shard.name not in known:
+                    drop_edge_shard(settings.index_dir, shard.name)
+    finally:
+        services.close()
     if args.json:
         _print_json({"files": [r.to_dict() for r in results]})
     else:
-        print(f"re-indexed {sum(r.status != 'failed' for r in results)} documents")
-    failed = [r for r in results if r.status == "failed"]
-    for r in failed:
-        print(f"zhiku: {r.path}: {r.error}", file=sys.stderr)
-    return 1 if failed else 0
+        print(f"recovered {sum(r.status != 'failed' for r in results)} of {len(results)} documents")
+    for r in results:
+        if r.status == "failed":
+            print(f"zhiku: {r.path}: {r.error}", file=sys.stderr)
+    return 1 if any(r.status == "failed" for r in results) else 0
 
 
 def cmd_eval(args) -> int:
@@ -224,8 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_stats)
 
-    p = sub.add_parser("delete", help="delete a document by id or file name")
-    p.add_argument("key", metavar="DOC_ID_OR_FILE_NAME")
+    p = sub.add_parser("delete", help="delete a document by id, path or file name")
+    p.add_argument("key", metavar="DOC_ID_OR_PATH")
     p.add_argument("--collection")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_delete)
@@ -236,7 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("reindex", help="re-parse and re-embed every stored document")
+    p = sub.add_parser("recover", help="rebuild a damaged or lost catalogue from the stored originals")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_recover)
+
+    p = sub.add_parser("reindex", help="rebuild the index from the stored originals (the old one serves meanwhile)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_reindex)
     return parser

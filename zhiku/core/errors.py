@@ -27,3 +27,11 @@ class NotFound(ZhikuError):
 
 class AccessDenied(ZhikuError):
     """The acting user may not read or change this collection."""
+
+
+class StoreUnavailable(ZhikuError):
+    """The app database cannot be opened, read or migrated."""
+
+
+class DiskFull(ZhikuError):
+    """The data dir has no room left for what was asked."""

@@ -113,6 +113,28 @@ class Settings(BaseSettings):
         description="Memory (address space, MB) of the process that parses one file; beyond it the file fails.",
     )
 
+    database_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("ZHIKU_DATABASE_URL"),
+        description="App database (catalogue, jobs, users): unset → SQLite at <data dir>/zhiku.db; "
+        "or PostgreSQL, e.g. postgresql+psycopg://zhiku:secret@db-host/zhiku.",
+    )
+    max_chunks_per_file: int = Field(
+        5000,
+        validation_alias=AliasChoices("ZHIKU_MAX_CHUNKS_PER_FILE"),
+        description="Files that make more passages than this are refused (5000 fits a 1,000-page document).",
+    )
+    job_lease: float = Field(
+        60.0,
+        validation_alias=AliasChoices("ZHIKU_JOB_LEASE"),
+        description="Seconds a job worker's claim lasts without a heartbeat; then another worker resumes the job.",
+    )
+
+    @property
+    def database(self) -> str:
+        """The app database URL (SQLite under the data dir unless ZHIKU_DATABASE_URL is set)."""
+        return self.database_url or f"sqlite:///{self.db_path.resolve()}"
+
     @property
     def index_dir(self) -> Path:
         """Folder of the embedded index."""
