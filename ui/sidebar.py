@@ -8,6 +8,7 @@ import streamlit as st
 
 from zhiku.retrieval.types import LOCAL_ADMIN
 from zhiku.services import Services
+from zhiku.ui import safe
 
 
 def current_user():
@@ -18,11 +19,11 @@ def current_user():
 def _mode_panel(services: Services) -> None:
     answers = services.answers
     if answers.mode == "ollama":
-        st.success(f"Answers by Ollama · {answers.llm.model}")
+        st.success("Answers by Ollama · " + safe.plain(answers.llm.model))
     else:
         st.info("Extractive answers: quoted passages with citations. Set OLLAMA_HOST for written answers.")
         if answers.llm_problem:
-            st.warning(answers.llm_problem)
+            st.warning(safe.plain(answers.llm_problem))
 
 
 def _ingest(services: Services, items: list[tuple[str, bytes]], collection: str) -> None:
@@ -32,14 +33,14 @@ def _ingest(services: Services, items: list[tuple[str, bytes]], collection: str)
 
         def on_progress(p):
             within = p.done / p.total if p.total else 0.0
-            bar.progress(min((p.file_index + within) / max(p.file_count, 1), 1.0), text=f"{p.file_name}: {p.stage}")
+            bar.progress(min((p.file_index + within) / max(p.file_count, 1), 1.0), text=safe.plain(f"{p.file_name}: {p.stage}"))
 
         results = services.ingestor.ingest_many(items, collection, current_user(), on_progress)
         for result in results:
             if result.status == "failed":
-                st.error(f"{result.file_name}: {result.error}")
+                st.error(safe.plain(f"{result.file_name}: {result.error}"))
             else:
-                st.write(f"✅ {result.file_name}: {result.status}, {result.chunks} chunks")
+                st.markdown("✅ " + safe.plain(f"{result.file_name}: {result.status}, {result.chunks} chunks"))
         failed = sum(r.status == "failed" for r in results)
         bar.progress(1.0)
         status.update(label=f"Indexed {len(items) - failed} of {len(items)} file(s)",
@@ -76,9 +77,9 @@ def render(services: Services, sample_dir: Path) -> None:
             with st.expander(f"Documents ({len(docs)})"):
                 for doc in docs:
                     cols = st.columns([5, 1])
-                    cols[0].markdown(f"**{doc.file_name}**  \n{doc.collection} · {doc.chunks} chunks")
+                    cols[0].markdown(f"**{safe.plain(doc.file_name)}**  \n{safe.plain(doc.collection)} · {doc.chunks} chunks")
                     if user.is_admin and cols[1].button("🗑", key=f"del-{doc.collection}-{doc.doc_id}",
-                                                        help=f"Delete {doc.file_name}"):
+                                                        help="Delete " + safe.plain(doc.file_name)):
                         services.ingestor.delete(doc.doc_id, user, doc.collection)
                         st.rerun()
         if st.session_state.get("messages") and st.button("New conversation", use_container_width=True):
