@@ -9,7 +9,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from zhiku.ui import chat, sidebar
+from zhiku.ui import chat, safe, sidebar
 from zhiku.core.errors import ZhikuError
 from zhiku.services import Services, build_services
 from zhiku.core.settings import load_settings
@@ -33,7 +33,7 @@ def get_services() -> Services:
 try:
     services = get_services()
 except ZhikuError as e:
-    st.error(str(e))
+    st.error(safe.plain(e))
     st.stop()
 
 sidebar.render(services, SAMPLE_DIR)

@@ -10,6 +10,7 @@ from zhiku.core.errors import ZhikuError
 from zhiku.retrieval.types import LOCAL_ADMIN
 from zhiku.services import Services
 from zhiku.store import new_id
+from zhiku.ui import safe
 
 
 def current_user():
@@ -20,11 +21,11 @@ def current_user():
 def _mode_panel(services: Services) -> None:
     answers = services.answers
     if answers.mode == "ollama":
-        st.success(f"Answers by Ollama · {answers.llm.model}")
+        st.success("Answers by Ollama · " + safe.plain(answers.llm.model))
     else:
         st.info("Extractive answers: quoted passages with citations. Set OLLAMA_HOST for written answers.")
         if answers.llm_problem:
-            st.warning(answers.llm_problem)
+            st.warning(safe.plain(answers.llm_problem))
 
 
 STAGE_ICONS = {"queued": "⏳", "parsing": "📄", "embedding": "🧮", "cleanup": "🧮", "indexed": "✅",
@@ -52,9 +53,9 @@ def _upload_progress(services: Services) -> None:
         stage = job.stage if job.state != "done" else (job.result or job.stage)
         detail = f"{job.done}/{job.total}" if stage == "embedding" and job.total else ""
         if job.state == "failed":
-            st.error(f"{name}: {job.error}", icon="❌")
+            st.error(safe.plain(f"{name}: {job.error}"), icon="❌")
         else:
-            st.write(f"{STAGE_ICONS.get(stage, '⏳')} {name}: {stage} {detail}".strip())
+            st.markdown(f"{STAGE_ICONS.get(stage, '⏳')} " + safe.plain(f"{name}: {stage} {detail}".strip()))
     if all(job.finished for job in jobs) and st.button("Dismiss", key="dismiss-uploads"):
         st.session_state["batches"] = []
         st.rerun()
@@ -87,7 +88,7 @@ def render(services: Services, sample_dir: Path) -> None:
                 try:
                     _enqueue(services, [(u.name, u.getvalue()) for u in uploads], collection)
                 except ZhikuError as e:
-                    st.error(str(e))
+                    st.error(safe.plain(e))
                 st.session_state["upload_key"] = f"u{len(st.session_state.get('upload_key', 'u0')) + 1}"
                 st.rerun()
 
@@ -95,8 +96,8 @@ def render(services: Services, sample_dir: Path) -> None:
             with st.expander(f"Documents ({len(docs)})"):
                 for doc in docs:
                     cols = st.columns([5, 1])
-                    cols[0].markdown(f"**{doc.file_name}**  \n{doc.collection} · {doc.chunks} chunks")
-                    if user.is_admin and cols[1].button("🗑", key=f"del-{doc.id}", help=f"Delete {doc.path}"):
+                    cols[0].markdown(f"**{safe.plain(doc.file_name)}**  \n{safe.plain(doc.collection)} · {doc.chunks} chunks")
+                    if user.is_admin and cols[1].button("🗑", key=f"del-{doc.id}", help="Delete " + safe.plain(doc.path)):
                         services.ingestor.delete(doc.id, user, doc.collection, wait=False)
                         st.rerun()
         if st.session_state.get("messages") and st.button("New conversation", use_container_width=True):
