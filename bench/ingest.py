@@ -23,8 +23,9 @@ Separately:
   d) peak memory: a generated --big-pages PDF ingested alone in a fresh process (its peak RSS and the
      parse worker's).
 
-The defaults take about 15 minutes on 2 cores with the offline model (~7 chunks/s): 400 pages give
-~550 chunks, so each run lasts ~80 s, nine runs ~12 minutes, d) ~2.5 minutes.
+The defaults take about 15 minutes on 2 idle cores with the offline model (~7 chunks/s): 400 pages
+(404 made) give 618 zhiku chunks, so a run lasts ~85 s and the nine runs ~13 minutes; d) embeds 1,000
+chunks, ~2.5 minutes.
 Linux only (peak memory and CPU use are read from /proc).
 """
 
