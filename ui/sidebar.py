@@ -56,7 +56,13 @@ def _upload_progress(services: Services) -> None:
             st.error(safe.plain(f"{name}: {job.error}"), icon="❌")
         else:
             st.markdown(f"{STAGE_ICONS.get(stage, '⏳')} " + safe.plain(f"{name}: {stage} {detail}".strip()))
-    if all(job.finished for job in jobs) and st.button("Dismiss", key="dismiss-uploads"):
+    finished = all(job.finished for job in jobs)
+    settled = [j.id for j in jobs if j.finished]
+    if settled != st.session_state.get("settled_jobs", []):
+        st.session_state["settled_jobs"] = settled
+        if any(j.state == "done" for j in jobs if j.finished):
+            st.rerun(scope="app")  # new documents: the documents list and counts outside this fragment too
+    if finished and st.button("Dismiss", key="dismiss-uploads"):
         st.session_state["batches"] = []
         st.rerun()
 
