@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
+import math
 import re
 import secrets
 import time
@@ -218,7 +219,7 @@ class Accounts:
             remaining = (last or now) + self.throttle.wait(count, free) - now
             if count >= free and remaining > 0:
                 self.store.audit(name or "?", "login.throttled", name, f"{count} failures for this {what}", address)
-                raise LoginThrottled(f"too many failed sign-ins for this {what}: try again in {int(remaining) + 1} s",
+                raise LoginThrottled(f"too many failed sign-ins for this {what}: try again in {math.ceil(remaining)} s",
                                      remaining)
 
     def _verify(self, digest: str | None, password: str) -> bool:
