@@ -93,9 +93,14 @@ def _client(request) -> str | None:
 def _same_origin(request) -> bool:
     """Refuse form posts from other sites (a login or logout forced from another page)."""
     origin = request.headers.get("origin")
-    if not origin or origin == "null":
-        return origin is None
-    return urlsplit(origin).netloc == request.headers.get("host")
+    if origin is None:
+        return True  # browsers send Origin with every POST; other clients are not a cross-site threat
+    hosts = {request.headers.get("host"), request.headers.get("x-forwarded-host")}
+    return origin != "null" and urlsplit(origin).netloc in hosts
+
+
+_CROSS_SITE = ("This form was sent from another site: open zhiku's own page and sign in there. Behind a reverse "
+               "proxy, pass the Host header on (nginx: proxy_set_header Host $host).")
 
 
 _PAGE = """<!doctype html>
@@ -162,8 +167,7 @@ async def login_submit(request):
     from starlette.responses import RedirectResponse
 
     if not _same_origin(request):
-        return _login_page("This form was sent from another site. Open zhiku's own page and sign in there.",
-                           status=403)
+        return _login_page(_CROSS_SITE, status=403)
     form = await request.form()
     name, password = str(form.get("name") or ""), str(form.get("password") or "")
     try:
@@ -190,7 +194,7 @@ async def logout(request):
     from starlette.responses import RedirectResponse
 
     if not _same_origin(request):
-        return _login_page("This form was sent from another site.", status=403)
+        return _login_page(_CROSS_SITE, status=403)
     services = await run_in_threadpool(get_services)
     await run_in_threadpool(services.accounts.logout, request.cookies.get(COOKIE), _client(request))
     response = RedirectResponse(LOGIN_PATH, status_code=303)
