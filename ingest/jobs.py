@@ -12,7 +12,7 @@ from typing import Callable, Iterator
 from zhiku.core.errors import IndexUnavailable, ZhikuError
 from zhiku.ingest.generations import Generations
 from zhiku.ingest.originals import Originals
-from zhiku.ingest.run import Callbacks, Item, Outcome, Run
+from zhiku.ingest.run import Callbacks, Item, Outcome, Run, VectorCache
 from zhiku.ingest.worker import ParsePool, WorkerConfig
 from zhiku.retrieval.embeddings import Embedder
 from zhiku.retrieval.index import Scope
@@ -21,6 +21,7 @@ from zhiku.store import Job, Store, process_owner
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 3
+GC_INTERVAL = 15.0  # seconds between looks for retired index generations to remove
 INTERRUPTED = "interrupted: zhiku stopped while indexing this file; ingest it again"
 INTERRUPTED_REINDEX = "interrupted while re-indexing; the previous index kept serving: run `zhiku reindex` again"
 
@@ -56,7 +57,7 @@ class _JobCallbacks(Callbacks):
         last = self._last.get(job.id)
         now = time.monotonic()
         # progress rows are written at each stage change and at most twice a second within a stage
-        if last is None or last[0] != stage or now - last[1] > 0.5 or done == total:
+        if last is None or last[0] != stage or now - last[1] > 0.5:
             self.worker.store.update_job(job.id, stage=stage, done=done, total=total)
             self._last[job.id] = (stage, now)
         if self.on_stage is not None:
@@ -111,6 +112,8 @@ class JobWorker:
         self._holding = 0
         self._pool: ParsePool | None = None
         self.stopping = threading.Event()
+        self.vectors = VectorCache()
+        self._last_gc = -GC_INTERVAL
         self._heart: threading.Thread | None = None
 
     def pause(self, stage: str) -> None:
@@ -214,9 +217,11 @@ class JobWorker:
     def _ingest(self, jobs: list[Job], on_stage: StageFn | None) -> None:
         index = self.generations.active()
         items = [Item(job, job.document_id, job.blob, job.collection, job.path,
-                      (lambda blob=job.blob: self.originals.read(blob))) for job in jobs]
+                      (lambda blob=job.blob, digest=job.content_hash: self.originals.read(blob, digest)))
+                 for job in jobs]
         run = Run(index, self.embedder, self._parse_pool(), _JobCallbacks(self, on_stage),
-                  batch_size=self.options.batch_size, max_chunks=self.options.max_chunks, pause=self.pause)
+                  batch_size=self.options.batch_size, max_chunks=self.options.max_chunks, pause=self.pause,
+                  cache=self.vectors)
         run.execute(items)
         if sum(j.size or 0 for j in jobs) > 0 and len(jobs) >= 16:
             self._optimize(index)
@@ -297,7 +302,7 @@ class JobWorker:
         self.store.update_job(job.id, total=len(docs))
         try:
             Run(index, self.embedder, self._parse_pool(), Rebuild(), batch_size=self.options.batch_size,
-                max_chunks=self.options.max_chunks, pause=self.pause).execute(items)
+                max_chunks=self.options.max_chunks, pause=self.pause, cache=self.vectors).execute(items)
             old_healthy = self.generations.active_or_none() is not None and _readable(self.generations)
             if failed and old_healthy:
                 names = ", ".join(sorted(d.path for d in docs if d.id in failed)[:5])
@@ -327,8 +332,10 @@ class JobWorker:
                 self._recover(job)
             except IndexUnavailable as e:
                 self._fail_unavailable(job, str(e))
-        if taken:
-            self.generations.collect_garbage()
+        now = time.monotonic()
+        if taken or now - self._last_gc > GC_INTERVAL:
+            self._last_gc = now
+            self.generations.collect_garbage()  # generations retired by a re-index, here or elsewhere
         return taken
 
     def _recover(self, job: Job) -> None:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import sys
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +34,35 @@ log = logging.getLogger(__name__)
 # number and bytes because each holds its bytes, and then its chunks, until it is embedded.
 AHEAD_FILES = 16
 AHEAD_BYTES = 64 * 1024 * 1024
+
+
+class VectorCache:
+    """Recently embedded passages by their text, so boilerplate repeated across documents is embedded once."""
+
+    def __init__(self, capacity: int = 8192):
+        self.capacity = capacity
+        self._vectors: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _key(model: str, text: str) -> bytes:
+        return hashlib.blake2b(f"{model}\0{text}".encode("utf-8"), digest_size=16).digest()
+
+    def get(self, model: str, text: str) -> np.ndarray | None:
+        """The cached vector of a passage, if any."""
+        key = self._key(model, text)
+        with self._lock:
+            vector = self._vectors.get(key)
+            if vector is not None:
+                self._vectors.move_to_end(key)
+            return vector
+
+    def put(self, model: str, text: str, vector: np.ndarray) -> None:
+        """Remember a passage's vector, dropping the least recently used beyond capacity."""
+        with self._lock:
+            self._vectors[self._key(model, text)] = vector
+            while len(self._vectors) > self.capacity:
+                self._vectors.popitem(last=False)
 
 
 @dataclass
@@ -79,8 +109,6 @@ def make_chunks(pieces: list[TextChunk], item: Item) -> list[Chunk]:
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
     name = item.path.rsplit("/", 1)[-1]
     suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-    import hashlib
-
     return [
         Chunk(item.doc_id, name, item.collection, i, p.text, p.page, p.heading, (p.start, p.end),
               hashlib.sha256(p.text.encode("utf-8")).hexdigest()[:16], now, suffix, len(pieces),
@@ -160,7 +188,8 @@ class Run:
     """
 
     def __init__(self, index: Index, embedder: Embedder, pool: ParsePool, callbacks: Callbacks, *,
-                 batch_size: int = 32, max_chunks: int = 5000, pause: Callable[[str], None] | None = None):
+                 batch_size: int = 32, max_chunks: int = 5000, pause: Callable[[str], None] | None = None,
+                 cache: VectorCache | None = None):
         self.index = index
         self.embedder = embedder
         self.pool = pool
@@ -168,6 +197,7 @@ class Run:
         self.batch_size = batch_size
         self.max_chunks = max_chunks
         self.pause = pause or (lambda stage: None)
+        self.cache = cache
         self.ahead: deque[_Task] = deque()
         self.open: list[_Task] = []
         self.pending: tuple[Future, list[tuple[_Task, Chunk]]] | None = None
@@ -280,12 +310,19 @@ class Run:
         """Vectors of a batch (identical passages embedded once), without files whose embedding failed."""
         embedder = self.embedder
 
+        cache = self.cache
+
         def embed(part: list[tuple[_Task, Chunk]]) -> np.ndarray:
             texts = [chunk.text for _, chunk in part]
-            unique = list(dict.fromkeys(texts))
-            vectors = embedder.embed_passages(unique)
-            where = {text: i for i, text in enumerate(unique)}
-            return np.asarray(vectors)[[where[text] for text in texts]]
+            known = {t: v for t in dict.fromkeys(texts) if cache is not None
+                     and (v := cache.get(embedder.name, t)) is not None}
+            missing = [t for t in dict.fromkeys(texts) if t not in known]
+            if missing:
+                for text, vector in zip(missing, np.asarray(embedder.embed_passages(missing))):
+                    known[text] = vector
+                    if cache is not None:
+                        cache.put(embedder.name, text, vector)
+            return np.asarray([known[text] for text in texts], dtype=np.float32)
 
         done, failures = _each_file(batch, embed)
         kept = [entry for part, _ in done for entry in part]

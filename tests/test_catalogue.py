@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ZHIKU, assert_consistent, run_cli
+import zhiku.ingest.generations as generations_module
 from zhiku.retrieval.index import Scope
 from zhiku.retrieval.types import LOCAL_ADMIN
 
@@ -70,7 +71,7 @@ def test_delete_by_path_removes_chunks_original_and_row(services, tmp_path):
         services.ingestor.delete("a.md", LOCAL_ADMIN)
 
 
-def test_reindex_switches_generation_and_never_resurrects_deleted_documents(services, tmp_path):
+def test_reindex_switches_generation_and_never_resurrects_deleted_documents(services, tmp_path, monkeypatch):
     for name, text in {"a.md": "Visitors sign in at reception.", "b.md": "Lockers are free."}.items():
         (tmp_path / name).write_text(_doc(text), encoding="utf-8")
     services.ingestor.ingest_paths([tmp_path], "default", LOCAL_ADMIN)
@@ -82,8 +83,14 @@ def test_reindex_switches_generation_and_never_resurrects_deleted_documents(serv
     assert after.id != before.id
     [doc] = assert_consistent(services)
     assert doc.path == "b.md"
-    assert not (services.settings.index_dir / before.name).exists() or True  # kept briefly for other processes
     assert services.searcher.search("lockers", LOCAL_ADMIN, k=1)[0].chunk.path == "b.md"
+    # the old generation is kept for a grace period (other processes move over), then removed
+    assert {g.id: g.state for g in services.store.generations()}[before.id] == "retired"
+    monkeypatch.setattr(generations_module, "RETIRED_GRACE_SECONDS", 0.0)
+    services.worker._last_gc = -1e9
+    services.worker.recover()
+    assert [g.id for g in services.store.generations()] == [after.id]
+    assert not (services.settings.index_dir / before.name).exists()
 
 
 def test_reindex_across_an_embedding_model_change(make_services, fake_ollama, tmp_path):
