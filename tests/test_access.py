@@ -7,6 +7,8 @@ hanna is in group hr (reads and writes hr), sam in group staff (reads it, writes
 from __future__ import annotations
 
 import json
+import os
+import uuid
 
 import pytest
 
@@ -166,3 +168,15 @@ def test_the_cli_acts_as_the_named_user_and_refuses_with_a_message(kb):
         assert result.returncode == 2 and message in result.stderr, (args, result.stderr)
     entries = json.loads(run_cli("audit", "--json", "--actor", "sam", "--action", "denied", env=env).stdout)["entries"]
     assert {"delete", "reindex", "upload", "manage users", "manage collections"} <= {e["detail"] for e in entries}
+
+
+@pytest.mark.live
+@pytest.mark.skipif(not os.environ.get("ZHIKU_LIVE_QDRANT_URL"), reason="set ZHIKU_LIVE_QDRANT_URL to run live Qdrant tests")
+def test_on_a_qdrant_server_the_collection_field_is_a_tenant_index(make_services):
+    from qdrant_client import QdrantClient
+
+    url = os.environ["ZHIKU_LIVE_QDRANT_URL"]
+    services = make_services(qdrant_url=url, index_name=f"zhiku-live-{uuid.uuid4().hex[:6]}")
+    assert services.ingestor.ingest_bytes(IT_TEXT.encode(), "wifi.md", "it", LOCAL_ADMIN).status == "added"
+    schema = QdrantClient(url=url).get_collection(services.generations.active_generation().name).payload_schema
+    assert schema["collection"].params.is_tenant is True

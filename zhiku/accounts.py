@@ -186,6 +186,7 @@ class Accounts:
         found = self.store.password_hash(name) if name else None
         account, digest = found if found else (None, None)
         ok = self._verify(digest, password or "")
+        now = self.clock()  # the wait counts from the end of this attempt, however long hashing took
         if ok and account.disabled:
             self.store.record_login(name, address, False, now)
             self.store.audit(name, "login.failed", name, "account disabled", address)
