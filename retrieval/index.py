@@ -89,6 +89,9 @@ class Index(Protocol):
     ) -> list[Hit]:
         """Dense, sparse or hybrid (fused by RRF) search inside the scope; language enables the cross-language list."""
 
+    def optimize(self) -> bool:
+        """Build search graphs after a large ingestion; True if any work was done."""
+
     def close(self) -> None:
         """Release files and connections."""
 
@@ -244,6 +247,10 @@ class QdrantIndex:
             Hit(Chunk.from_payload(p.payload), float(p.score), rank, dense=(p.vector or {}).get(DENSE))
             for rank, p in enumerate(result.points, start=1)
         ]
+
+    def optimize(self) -> bool:
+        """Nothing to do: a server builds its HNSW graphs in the background, and the embedded mode has none."""
+        return False
 
     def close(self) -> None:
         """Release the storage lock or connection."""
