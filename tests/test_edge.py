@@ -309,6 +309,13 @@ def test_optimize_builds_the_graph_without_freezing_the_caller(tmp_path, embedde
         after = _ask(index, embedder)
         assert after[0].chunk.text == before[0].chunk.text
         assert index.optimize(min_unindexed=0) is False  # nothing left to build
+        # re-ingesting in place (same chunks, new vectors) leaves the point count unchanged, but the
+        # rewritten points sit in a segment without a graph again
+        for batch in _many(embedded, copies):
+            index.upsert(batch[0], batch[1][::-1].copy(), batch[2])
+        assert index.unindexed() >= total
+        assert index.optimize(min_unindexed=5_000) is True
+        assert index.unindexed() < total / 10
     finally:
         index.close()
 
