@@ -58,6 +58,7 @@ class EdgeIndex:
         self._meta_path = self.path.parent / f"{self.path.name}.json"
         self._lock_file = open(self.path.parent / f"{self.path.name}.lock", "a+")
         self._waiting_mark = self.path.parent / f"{self.path.name}.waiting"
+        self._written_path = self.path.parent / f"{self.path.name}.written"
         self._wait = wait_seconds
         self._idle = idle_seconds  # None: hold the shard until another process asks for it
         self._poll = poll_seconds
@@ -209,13 +210,26 @@ class EdgeIndex:
         return child.stdout.strip() == "optimized"
 
     def unindexed(self) -> int:
-        """Chunks whose dense vectors have no HNSW graph yet (searched exhaustively)."""
+        """Chunks written since the last optimization or lacking an HNSW graph (searched exhaustively)."""
         with self._use() as shard:
             if shard is None:
                 return 0
             info = shard.info()
-        # every point has a dense and a sparse vector, and the sparse ones always count as indexed
-        return max(0, 2 * info.points_count - info.indexed_vectors_count)
+            written = self._written_since_optimize()
+        # every point has a dense and a sparse vector, and the sparse ones always count as indexed; deleted
+        # points stay counted as indexed until a rebuild, so an update in place only shows in `written`
+        return max(written, 2 * info.points_count - info.indexed_vectors_count)
+
+    def _written_since_optimize(self, add: int = 0, reset: bool = False) -> int:
+        """The shard's count of chunks written since the last optimization (kept beside it, under the lock)."""
+        try:
+            written = int(self._written_path.read_text())
+        except (OSError, ValueError):
+            written = 0
+        if add or reset:
+            written = 0 if reset else written + add
+            self._written_path.write_text(str(written))
+        return written
 
     # ---------------------------------------------------------------- schema
     def ensure(self, dim: int, embed_model: str) -> None:
@@ -304,6 +318,7 @@ class EdgeIndex:
         if points:
             with self._use() as shard:
                 self._shard_or_empty(shard).update(UpdateOperation.upsert_points(points))
+                self._written_since_optimize(add=len(points))
 
     def delete(self, scope: Scope) -> None:
         """Remove every chunk in the scope."""
@@ -400,6 +415,7 @@ def _optimize_main(path: str, wait_seconds: str) -> int:
     try:
         with index._use() as shard:
             optimized = shard is not None and bool(shard.optimize())
+            index._written_since_optimize(reset=True)
     finally:
         index.close()
     print("optimized" if optimized else "unchanged")
