@@ -223,8 +223,7 @@ class JobWorker:
                   batch_size=self.options.batch_size, max_chunks=self.options.max_chunks, pause=self.pause,
                   cache=self.vectors)
         run.execute(items)
-        if sum(j.size or 0 for j in jobs) > 0 and len(jobs) >= 16:
-            self._optimize(index)
+        self._optimize(index)  # builds the search graph once enough new chunks lack one (EdgeIndex.optimize)
 
     def _optimize(self, index) -> None:
         optimize = getattr(index, "optimize", None)

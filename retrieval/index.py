@@ -90,6 +90,9 @@ class Index(Protocol):
     ) -> list[Hit]:
         """Dense, sparse or hybrid (fused by RRF) search inside the scope; language enables the cross-language list."""
 
+    def optimize(self) -> bool:
+        """Build search graphs after a large ingestion; True if any work was done."""
+
     def close(self) -> None:
         """Release files and connections."""
 
@@ -267,8 +270,9 @@ class QdrantIndex:
         ops.append(m.CreateAliasOperation(create_alias=m.CreateAlias(collection_name=self.name, alias_name=alias)))
         self._client.update_collection_aliases(change_aliases_operations=ops)
 
-    def optimize(self) -> None:
-        """Nothing to do: a Qdrant server builds its HNSW graph by itself."""
+    def optimize(self) -> bool:
+        """Nothing to do: a server builds its HNSW graphs in the background, and the embedded mode has none."""
+        return False
 
     def close(self) -> None:
         """Release the storage lock or connection."""
