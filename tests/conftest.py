@@ -34,6 +34,15 @@ def _isolated_env(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.fixture(autouse=True)
+def _keep_main_module():
+    """Undo Streamlit's AppTest replacing __main__ with its script."""
+    # parse workers started later (forkserver or spawn) would run that script first, and fail
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
+
+
 @pytest.fixture
 def settings(tmp_path):
     from zhiku.core.settings import load_settings
