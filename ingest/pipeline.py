@@ -88,6 +88,7 @@ class Ingestor:
     def _admit(self, collection: str, user: User) -> None:
         check_collection(collection)
         if not user.is_admin and not user.can_write(collection):
+            self.store.audit(user.name, "denied", collection, "upload")
             raise AccessDenied(f"{user.name} may not add documents to {collection!r}: ask an admin for write access")
         if self.store.collection(collection) is None and not user.is_admin:
             raise NotFound(f"there is no collection {collection!r}: ask an admin to create it")
@@ -103,13 +104,16 @@ class Ingestor:
             blob = new_id()
             digest = self.originals.put(blob, data, {"collection": collection, "path": path, "actor": user.name})
         except FileRejected as e:
+            self.store.audit(user.name, "upload", f"{collection}/{path}", f"refused: {e}")
             return self.store.record_refusal(batch, collection, path, source=source, actor=user.name, error=str(e))
         try:
-            return self.store.enqueue_ingest(batch, collection, path, source=source, actor=user.name, blob=blob,
-                                             content_hash=digest, size=len(data))
+            job = self.store.enqueue_ingest(batch, collection, path, source=source, actor=user.name, blob=blob,
+                                            content_hash=digest, size=len(data))
         except BaseException:
             self.originals.remove(blob)
             raise
+        self.store.audit(user.name, "upload", f"{collection}/{path}", f"{len(data)} bytes, sha256 {digest[:16]}")
+        return job
 
     def enqueue_paths(self, paths: Iterable[str | Path], collection: str, user: User,
                       batch: str | None = None) -> tuple[str, list[Job]]:
@@ -203,8 +207,41 @@ class Ingestor:
         return IndexStats(documents, chunks, per)
 
     def original_path(self, doc: Document) -> Path:
-        """Where a document's stored original lives."""
+        """Where a document's stored original lives (no access check: see open_original)."""
         return self.originals.path(doc.blob)
+
+    def readable_document(self, doc_id: str, user: User) -> Document:
+        """A document the user may read, for a citation's page preview or download; otherwise NotFound.
+
+        Args:
+            doc_id: the document's id (from a citation or the documents list).
+            user: the acting user.
+
+        Returns:
+            The catalogue row of its current, indexed version.
+        """
+        doc = self.store.document(doc_id) if doc_id else None
+        # the same answer whether the document is missing or in a collection the user may not read: an
+        # employee learns nothing about other collections by guessing ids
+        if doc is None or doc.status != "indexed" or not doc.blob or not user.can_read(doc.collection):
+            raise NotFound(f"no document {doc_id!r} that {user.name} may read: see the Documents list")
+        return doc
+
+    def open_original(self, doc_id: str, user: User) -> tuple[Document, Path]:
+        """The stored original of a document the user may read (download, page preview).
+
+        Args:
+            doc_id: the document's id.
+            user: the acting user.
+
+        Returns:
+            The catalogue row and the path of its stored original.
+        """
+        doc = self.readable_document(doc_id, user)
+        path = self.originals.path(doc.blob)
+        if not path.is_file():
+            raise NotFound(f"the stored original of {doc.file_name!r} is missing: upload the file again")
+        return doc, path
 
     def delete(self, key: str, user: User, collection: str | None = None, *, wait: bool = True) -> list[Document]:
         """Delete documents by id, logical path or file name: marked deleted at once, then cleaned up."""
@@ -218,9 +255,13 @@ class Ingestor:
                              "(--collection) or the full path")
         for doc in docs:
             if not user.is_admin and not user.can_write(doc.collection):
+                self.store.audit(user.name, "denied", f"{doc.collection}/{doc.path}", "delete")
                 raise AccessDenied(f"{user.name} may not delete documents in {doc.collection!r}: ask an admin")
         batch = new_id()
-        jobs = [self.store.enqueue_delete(doc.id, user.name, batch) for doc in docs]
+        jobs = []
+        for doc in docs:
+            jobs.append(self.store.enqueue_delete(doc.id, user.name, batch))
+            self.store.audit(user.name, "delete", f"{doc.collection}/{doc.path}", f"{doc.chunks} chunks")
         if wait:
             self.wait(jobs)
         return docs
@@ -228,8 +269,10 @@ class Ingestor:
     def reindex(self, user: User, progress: ProgressFn | None = None, *, wait: bool = True) -> Job:
         """Rebuild the index from the stored originals into a new generation; the old one serves meanwhile."""
         if not user.is_admin:
+            self.store.audit(user.name, "denied", None, "reindex")
             raise AccessDenied(f"{user.name} may not re-index: ask an admin")
         job = self.store.enqueue_reindex(user.name, new_id())
+        self.store.audit(user.name, "reindex", None, f"job {job.id}")
         if not wait:
             return job
 

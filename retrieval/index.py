@@ -160,7 +160,11 @@ class QdrantIndex:
             sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
         )
         if not self._local:
-            for key in ("collection", "doc_id", "file_name", "lang", "version"):
+            # every search filters by the user's collections: a tenant index keeps each collection's points
+            # together on disk, so a small collection is searched without scanning the others
+            self._client.create_payload_index(
+                self.name, "collection", m.KeywordIndexParams(type=m.KeywordIndexType.KEYWORD, is_tenant=True))
+            for key in ("doc_id", "file_name", "lang", "version"):
                 self._client.create_payload_index(self.name, key, m.PayloadSchemaType.KEYWORD)
             self._client.create_payload_index(self.name, "chunk_index", m.PayloadSchemaType.INTEGER)
 

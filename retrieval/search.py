@@ -96,6 +96,13 @@ class Searcher:
         reranking = rerank and self.reranker is not None and self.reranker.name != "none"
         depth = max(3 * k, 20) if reranking else k
         hits = self.index.query(dense, sparse, scope, depth, self.fusion, language_of(query))
+        # the filter inside the index is the rule; this second look costs nothing and would catch a scope bug
+        # before a passage of a collection the user may not read reaches an answer or a citation
+        allowed = [h for h in hits if user.can_read(h.chunk.collection)]
+        if len(allowed) != len(hits):
+            log.error("the index returned %d passages outside %s's collections; they were dropped",
+                      len(hits) - len(allowed), user.name)
+            hits = allowed
         if dense is None:
             dense = self.embedder.embed_query(query)
         self._judge(query, dense, hits)

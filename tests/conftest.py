@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -28,6 +32,15 @@ def _isolated_env(monkeypatch, tmp_path):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("ZHIKU_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _keep_main_module():
+    """Undo Streamlit's AppTest replacing __main__ with its script."""
+    # parse workers started later (forkserver or spawn) would run that script first, and fail
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture
@@ -65,6 +78,68 @@ def services(make_services):
 def fake_ollama():
     with FakeOllama(models=["qwen2.5:7b-instruct", "bge-m3"]) as fake:
         yield fake
+
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory):
+    """A throwaway PostgreSQL server from Debian's packages (.ci/run installs them), one per test session."""
+    if not (PG_BIN / "initdb").exists():
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL binaries are missing: .ci/run must install Debian's postgresql package")
+        pytest.skip("PostgreSQL is not installed here (apt-get install postgresql); CI runs these tests")
+    # outside pytest's root-only temp folder, which the postgres user cannot enter
+    base = Path(tempfile.mkdtemp(prefix="zhiku-pg-"))
+    data, sock = base / "data", base / "sock"
+    sock.mkdir()
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_postgres:
+        shutil.chown(base, "postgres")
+        shutil.chown(sock, "postgres")
+    port = _free_port()
+    subprocess.run([*as_postgres, str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "zhiku"],
+                   check=True, capture_output=True)
+    subprocess.run([*as_postgres, str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"),
+                    "-o", f"-p {port} -k {sock} -c listen_addresses=127.0.0.1", "start"], check=True, capture_output=True)
+    try:
+        subprocess.run([*as_postgres, str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "zhiku",
+                        "zhiku_test"], check=True, capture_output=True)
+        yield f"postgresql+psycopg://zhiku@127.0.0.1:{port}/zhiku_test"
+    finally:
+        subprocess.run([*as_postgres, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# every table, children first, so a test on the shared PostgreSQL database starts empty
+STORE_TABLES = ("audit", "login_attempts", "sessions", "grants", "memberships", "groups", "users", "jobs",
+                "documents", "generations", "collections")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    """The app store on SQLite, then on a real PostgreSQL server."""
+    from zhiku.store import Store
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'zhiku.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    s = Store.open(url)
+    if request.param == "postgresql":  # one database for the session: start every test empty
+        with s.engine.begin() as conn:
+            for table in STORE_TABLES:
+                conn.execute(sa.text(f"DELETE FROM {table}"))
+    yield s
+    s.close()
 
 
 def run_cli(*args: str, env: dict | None = None, check_json: bool = True):

@@ -2,73 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import threading
 import time
-from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from zhiku.store import Store, new_id
 from zhiku.store import schema as t
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory):
-    """A throwaway PostgreSQL server from Debian's packages (.ci/run installs them)."""
-    if not (PG_BIN / "initdb").exists():
-        if os.environ.get("CI"):
-            pytest.fail("PostgreSQL binaries are missing: .ci/run must install Debian's postgresql package")
-        pytest.skip("PostgreSQL is not installed here (apt-get install postgresql); CI runs these tests")
-    # outside pytest's root-only temp folder, which the postgres user cannot enter
-    base = Path(tempfile.mkdtemp(prefix="zhiku-pg-"))
-    data, sock = base / "data", base / "sock"
-    sock.mkdir()
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if as_postgres:
-        shutil.chown(base, "postgres")
-        shutil.chown(sock, "postgres")
-    port = _free_port()
-    subprocess.run([*as_postgres, str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "zhiku"],
-                   check=True, capture_output=True)
-    subprocess.run([*as_postgres, str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"),
-                    "-o", f"-p {port} -k {sock} -c listen_addresses=127.0.0.1", "start"], check=True, capture_output=True)
-    try:
-        subprocess.run([*as_postgres, str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "zhiku",
-                        "zhiku_test"], check=True, capture_output=True)
-        yield f"postgresql+psycopg://zhiku@127.0.0.1:{port}/zhiku_test"
-    finally:
-        subprocess.run([*as_postgres, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
-        shutil.rmtree(base, ignore_errors=True)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'zhiku.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    s = Store.open(url)
-    if request.param == "postgresql":  # one database for the session: start every test empty
-        with s.engine.begin() as conn:
-            for table in ("jobs", "documents", "generations", "collections"):
-                conn.execute(sa.text(f"DELETE FROM {table}"))
-    yield s
-    s.close()
+# the `store` fixture (SQLite and a throwaway PostgreSQL server) is in conftest.py
 
 
 def _ingest(store: Store, path: str, collection: str = "default", batch: str = "b") -> object:
@@ -80,8 +22,10 @@ def test_migrations_are_applied_once_and_reopening_is_a_no_op(store):
     url = store.engine.url.render_as_string(hide_password=False)
     again = Store.open(url)
     with again.engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0001"
-    assert set(sa.inspect(again.engine).get_table_names()) >= {"collections", "documents", "jobs", "generations"}
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+    assert set(sa.inspect(again.engine).get_table_names()) >= {"collections", "documents", "jobs", "generations", "users",
+                                                                 "groups", "memberships", "grants", "sessions",
+                                                                 "login_attempts", "audit"}
     again.close()
 
 

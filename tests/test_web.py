@@ -32,10 +32,10 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _serve_app(tmp_path: Path, ollama_host: str | None = None):
+def _serve_app(tmp_path: Path, ollama_host: str | None = None, extra_env: dict | None = None):
     """`streamlit run app.py` on a free port with an empty data dir; the repo's .streamlit/config.toml applies."""
     port = _free_port()
-    env = {**os.environ, "ZHIKU_DATA_DIR": str(tmp_path / "data")}
+    env = {**os.environ, "ZHIKU_DATA_DIR": str(tmp_path / "data"), **(extra_env or {})}
     env.pop("OLLAMA_HOST", None)
     if ollama_host:
         env["OLLAMA_HOST"] = ollama_host

@@ -14,7 +14,7 @@ from zhiku.ui import safe
 
 
 def current_user():
-    """The acting user (accounts come later; the local user is an admin)."""
+    """The acting user, set by the sign-in check at the top of every run (ui/login.py)."""
     return st.session_state.get("user", LOCAL_ADMIN)
 
 
@@ -67,6 +67,28 @@ def _upload_progress(services: Services) -> None:
         st.rerun()
 
 
+def _upload_panel(services: Services, user, expanded: bool) -> None:
+    """Uploads into a collection the user may write (admins name any collection; members pick one)."""
+    writable = None if user.is_admin else sorted(user.writable or ())
+    if writable == []:
+        return  # a member who may write nowhere gets no uploader
+    with st.expander("Upload documents", expanded=expanded):
+        if writable is None:
+            collection = st.text_input("Collection", services.settings.default_collection)
+        else:
+            collection = st.selectbox("Collection", writable, format_func=safe.plain)
+        uploads = st.file_uploader(
+            "PDF, Word, PowerPoint, Excel, CSV, HTML, e-mail, Markdown or text", accept_multiple_files=True, key=st.session_state.get("upload_key", "u0")
+        )
+        if uploads and st.button("Index these files", use_container_width=True):
+            try:
+                _enqueue(services, [(u.name, u.getvalue()) for u in uploads], collection)
+            except ZhikuError as e:
+                st.error(safe.plain(e))
+            st.session_state["upload_key"] = f"u{len(st.session_state.get('upload_key', 'u0')) + 1}"
+            st.rerun()
+
+
 def render(services: Services, sample_dir: Path) -> None:
     """Draw the sidebar."""
     user = current_user()
@@ -77,33 +99,25 @@ def render(services: Services, sample_dir: Path) -> None:
         backend = "Qdrant server" if services.settings.qdrant_url else "embedded index"
         st.caption(f"{len(docs)} documents · {backend}")
 
-        if not docs and sample_dir.is_dir():
+        default = services.settings.default_collection
+        # members may load the sample only into a default collection an admin created and let them write
+        if not docs and sample_dir.is_dir() and user.can_write(default) and (
+                user.is_admin or services.store.collection(default) is not None):
             st.write("The knowledge base is empty.")
             if st.button("Load the sample handbook", type="primary", use_container_width=True):
                 files = sorted(p for p in sample_dir.iterdir() if p.is_file())
-                _enqueue(services, [(p.name, p.read_bytes()) for p in files], services.settings.default_collection)
+                _enqueue(services, [(p.name, p.read_bytes()) for p in files], default)
                 st.rerun()
 
         _upload_progress(services)
-        with st.expander("Upload documents", expanded=not docs):
-            collection = st.text_input("Collection", services.settings.default_collection)
-            uploads = st.file_uploader(
-                "PDF, Word, PowerPoint, Excel, CSV, HTML, e-mail, Markdown or text", accept_multiple_files=True, key=st.session_state.get("upload_key", "u0")
-            )
-            if uploads and st.button("Index these files", use_container_width=True):
-                try:
-                    _enqueue(services, [(u.name, u.getvalue()) for u in uploads], collection)
-                except ZhikuError as e:
-                    st.error(safe.plain(e))
-                st.session_state["upload_key"] = f"u{len(st.session_state.get('upload_key', 'u0')) + 1}"
-                st.rerun()
+        _upload_panel(services, user, expanded=not docs)
 
         if docs:
             with st.expander(f"Documents ({len(docs)})"):
                 for doc in docs:
                     cols = st.columns([5, 1])
                     cols[0].markdown(f"**{safe.plain(doc.file_name)}**  \n{safe.plain(doc.collection)} · {doc.chunks} chunks")
-                    if user.is_admin and cols[1].button("🗑", key=f"del-{doc.id}", help="Delete " + safe.plain(doc.path)):
+                    if user.can_write(doc.collection) and cols[1].button("🗑", key=f"del-{doc.id}", help="Delete " + safe.plain(doc.path)):
                         services.ingestor.delete(doc.id, user, doc.collection, wait=False)
                         st.rerun()
         if st.session_state.get("messages") and st.button("New conversation", use_container_width=True):

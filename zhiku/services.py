@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from zhiku.accounts import Accounts
 from zhiku.core.errors import ZhikuError
 from zhiku.core.settings import Settings
 from zhiku.ingest.generations import Generations, drop_edge_shard
@@ -42,6 +43,7 @@ class Services:
     answers: AnswerService
     generations: Generations
     worker: JobWorker
+    accounts: Accounts
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -148,4 +150,5 @@ def build_services(settings: Settings) -> Services:
     index = ActiveIndex(generations.active)
     searcher = Searcher(index, embedder, reranker=build_reranker(settings.reranker), translator=Translator())
     answers = AnswerService(searcher, llm, top_k=settings.top_k, context_tokens=settings.llm_context)
-    return Services(settings, index, embedder, store, ingestor, searcher, answers, generations, worker)
+    accounts = Accounts(store, session_hours=settings.session_hours)
+    return Services(settings, index, embedder, store, ingestor, searcher, answers, generations, worker, accounts)

@@ -1,4 +1,4 @@
-"""The app store: collections, documents, jobs and index generations in SQLite or PostgreSQL.
+"""The app store: collections, documents, jobs, index generations and accounts in SQLite or PostgreSQL.
 
 The catalogue is the source of truth for what zhiku holds; the index is derived data rebuilt from the
 stored originals. Every method is one transaction.
@@ -17,12 +17,14 @@ from sqlalchemy.engine import Connection, Engine
 
 from zhiku.core.errors import NotFound, ZhikuError
 from zhiku.store import schema as t
+from zhiku.store.accounts import Account, AccountStore, AuditEntry, CollectionAccess
 from zhiku.store.db import open_engine
 from zhiku.store.owners import owner_dead, process_owner
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Store", "Collection", "Document", "Job", "Generation", "process_owner", "new_id"]
+__all__ = ["Store", "Collection", "Document", "Job", "Generation", "Account", "AuditEntry", "CollectionAccess",
+           "process_owner", "new_id"]
 
 ACTIVE_JOB_STATES = ("queued", "running")
 # the stages a file passes through, as users see them
@@ -128,7 +130,7 @@ _JOB_COLUMNS = [c for c in t.jobs.c if c.name != "collection_id"] + [t.collectio
 _JOB_FROM = t.jobs.outerjoin(t.collections, t.jobs.c.collection_id == t.collections.c.id)
 
 
-class Store:
+class Store(AccountStore):
     """The app's relational state behind small, transactional methods."""
 
     def __init__(self, engine: Engine):

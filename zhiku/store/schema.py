@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -104,4 +105,81 @@ generations = Table(
     Column("state", String(16), nullable=False),  # building | active | retired | failed
     Column("created_at", Float, nullable=False),
     Column("activated_at", Float),
+)
+
+# ------------------------------------------------------------------ accounts (migration 0002)
+# Local accounts. password_hash is argon2 (None: the account signs in only through single sign-on).
+users = Table(
+    "users", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("password_hash", Text),
+    Column("is_admin", Boolean, nullable=False, default=False),
+    Column("disabled", Boolean, nullable=False, default=False),
+    Column("email", String(254), unique=True),  # matched against a single sign-on identity
+    Column("created_at", Float, nullable=False),
+    Column("created_by", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+groups = Table(
+    "groups", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+)
+
+memberships = Table(
+    "memberships", metadata,
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("group_id", Integer, ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+)
+
+# What a group may do in a collection: access is read (search, answers, citations, previews, downloads)
+# or write (upload, delete); they are granted separately.
+grants = Table(
+    "grants", metadata,
+    Column("collection_id", Integer, ForeignKey("collections.id", ondelete="CASCADE"), primary_key=True),
+    Column("group_id", Integer, ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("access", String(8), primary_key=True),
+)
+
+# Signed-in browsers: the cookie holds a random token, the store only its sha256, so a copy of the
+# database lets nobody sign in.
+sessions = Table(
+    "sessions", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("address", Text),
+    Index("ix_sessions_user_id", "user_id"),
+    Index("ix_sessions_expires_at", "expires_at"),
+)
+
+# Every sign-in attempt, so failures slow down further attempts per user name and per address across
+# processes and restarts.
+login_attempts = Table(
+    "login_attempts", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False),
+    Column("address", String(64), nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("at", Float, nullable=False),
+    Index("ix_login_attempts_name_at", "name", "at"),
+    Index("ix_login_attempts_address_at", "address", "at"),
+)
+
+# Who did what: sign-ins, uploads, deletions, re-indexes, downloads, account and collection changes,
+# and refused attempts.
+audit = Table(
+    "audit", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("target", Text),
+    Column("detail", Text),
+    Column("address", Text),
+    Index("ix_audit_at", "at"),
 )
