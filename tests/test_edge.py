@@ -303,7 +303,9 @@ def test_optimize_builds_the_graph_without_freezing_the_caller(tmp_path, embedde
             ticker.join()
         took = time.monotonic() - start
         gaps = [b - a for a, b in zip(ticks, ticks[1:])]
-        assert took > 1 and max(gaps) < 0.5, (took, max(gaps))
+        # built in this process, the build would be one gap as long as the whole call; a loaded machine
+        # may still pause the ticker briefly, so the bound is relative to the build time
+        assert took > 1 and max(gaps) < took / 4, (took, max(gaps))
         assert index.unindexed() < total / 10
         assert index.count(Scope()) == total
         after = _ask(index, embedder)
