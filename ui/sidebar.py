@@ -78,14 +78,15 @@ def _upload_panel(services: Services, user, expanded: bool) -> None:
         else:
             collection = st.selectbox("Collection", writable, format_func=safe.plain)
         uploads = st.file_uploader(
-            "PDF, Word, PowerPoint, Excel, CSV, HTML, e-mail, Markdown or text", accept_multiple_files=True, key=st.session_state.get("upload_key", "u0")
+            "PDF, Word, PowerPoint, Excel, CSV, HTML, e-mail, Markdown or text", accept_multiple_files=True, key=f"upload-{st.session_state.get('uploads', 0)}"
         )
         if uploads and st.button("Index these files", use_container_width=True):
             try:
                 _enqueue(services, [(u.name, u.getvalue()) for u in uploads], collection)
             except ZhikuError as e:
                 st.error(safe.plain(e))
-            st.session_state["upload_key"] = f"u{len(st.session_state.get('upload_key', 'u0')) + 1}"
+            # a new key is the only way to clear a file_uploader: one per upload, not one per session
+            st.session_state["uploads"] = st.session_state.get("uploads", 0) + 1
             st.rerun()
 
 
