@@ -1,4 +1,5 @@
-"""The admin panel: accounts, collections and their groups, re-index, and the audit log with its export."""
+"""The admin panel: accounts, collections and their groups, re-index with its progress, health, feedback and
+the audit log with their exports."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from zhiku.core.errors import ZhikuError
 from zhiku.retrieval.types import User
 from zhiku.services import Services
 from zhiku.ui import safe
+from zhiku.ui.i18n import t
 
 
 def _names(text: str) -> list[str]:
@@ -29,13 +31,13 @@ def _users(services: Services, admin: User) -> None:
                    "created": _when(a.created_at), "by": a.created_by} for a in accounts],
                  hide_index=True, use_container_width=True)
     with st.form("add-user", clear_on_submit=True):
-        st.markdown("**Add a user · 添加用户**")
+        st.markdown(t("users.add"))
         cols = st.columns(3)
-        name = cols[0].text_input("Name · 用户名")
-        groups = cols[1].text_input("Groups (comma-separated) · 用户组")
-        password = cols[2].text_input("Password (empty: generate one) · 密码", type="password")
-        make_admin = st.checkbox("Admin · 管理员")
-        if st.form_submit_button("Add · 添加"):
+        name = cols[0].text_input(t("users.name"))
+        groups = cols[1].text_input(t("users.groups"))
+        password = cols[2].text_input(t("users.password"), type="password")
+        make_admin = st.checkbox(t("users.admin"))
+        if st.form_submit_button(t("users.add_button")):
             try:
                 _, generated = services.accounts.add_user(admin, name.strip(), password or None,
                                                           groups=_names(groups), admin=make_admin)
@@ -46,12 +48,13 @@ def _users(services: Services, admin: User) -> None:
     if not accounts:
         return
     with st.form("change-user"):
-        st.markdown("**Change a user · 修改用户**")
+        st.markdown(t("users.change"))
         cols = st.columns(3)
-        name = cols[0].selectbox("User · 用户", [a.name for a in accounts])
-        groups = cols[1].text_input("New groups (comma-separated) · 新用户组")
-        action = cols[2].selectbox("Action · 操作", ["set groups", "reset password", "disable", "enable"])
-        if st.form_submit_button("Apply · 应用"):
+        name = cols[0].selectbox(t("users.user"), [a.name for a in accounts])
+        groups = cols[1].text_input(t("users.new_groups"))
+        action = cols[2].selectbox(t("users.action"), ["set groups", "reset password", "disable", "enable"],
+                                  format_func=lambda a: t("action." + a.replace(" ", "_")))
+        if st.form_submit_button(t("users.apply")):
             try:
                 if action == "set groups":
                     services.accounts.set_groups(admin, name, _names(groups))
@@ -71,23 +74,17 @@ def _collections(services: Services, admin: User) -> None:
     st.dataframe([{"collection": c.name, "documents": counts.get(c.name, 0), "read": ", ".join(c.read),
                    "write": ", ".join(c.write)} for c in collections], hide_index=True, use_container_width=True)
     with st.form("collection", clear_on_submit=True):
-        st.markdown("**Create a collection, or change its groups · 创建知识库或修改权限**")
+        st.markdown(t("collections.edit"))
         cols = st.columns(3)
-        name = cols[0].text_input("Collection · 知识库")
-        read = cols[1].text_input("Read groups · 可读用户组")
-        write = cols[2].text_input("Write groups · 可写用户组")
-        if st.form_submit_button("Save · 保存"):
+        name = cols[0].text_input(t("collections.name"))
+        read = cols[1].text_input(t("collections.read"))
+        write = cols[2].text_input(t("collections.write"))
+        if st.form_submit_button(t("save")):
             try:
                 services.accounts.create_collection(admin, name.strip(), _names(read), _names(write))
                 st.rerun()
             except ZhikuError as e:
                 st.error(safe.plain(e))
-    if st.button("Re-index every document · 重建索引"):
-        try:
-            services.ingestor.reindex(admin, wait=False)
-            st.success("Re-index queued: the current index answers questions meanwhile.")
-        except ZhikuError as e:
-            st.error(safe.plain(e))
 
 
 def _audit(services: Services, admin: User) -> None:
@@ -100,25 +97,57 @@ def _audit(services: Services, admin: User) -> None:
     writer.writeheader()
     writer.writerows(rows)
     cols = st.columns(2)
-    cols[0].download_button("Export CSV", buffer.getvalue().encode("utf-8-sig"), "zhiku-audit.csv", "text/csv")
+    cols[0].download_button(t("export.csv"), buffer.getvalue().encode("utf-8-sig"), "zhiku-audit.csv", "text/csv")
     jsonl = "".join(json.dumps(e.to_dict(), ensure_ascii=False) + "\n" for e in entries)
-    cols[1].download_button("Export JSON lines", jsonl.encode(), "zhiku-audit.jsonl", "application/jsonl")
+    cols[1].download_button(t("export.jsonl"), jsonl.encode(), "zhiku-audit.jsonl", "application/jsonl")
+
+
+HEALTH_ICONS = {True: "✅", False: "❌", None: "➖"}
+
+
+def _health(services: Services) -> None:
+    st.markdown(f"**{t('health')}**")
+    for check in services.health():
+        label = t("health." + {"ollama": "llm"}.get(check.name, check.name))
+        st.markdown(f"{HEALTH_ICONS[check.ok]} **{label}** · " + safe.plain(check.detail))
+
+
+def _feedback(services: Services, admin: User) -> None:
+    from zhiku.cli import feedback_export
+
+    rows = services.store.feedback_rows(admin)
+    if not rows:
+        st.info(t("feedback.none"))
+        return
+    st.markdown(t("feedback.export", n=len(rows)))
+    st.dataframe([{"rating": "👍" if r["rating"] > 0 else "👎", "question": r["question"], "comment": r["comment"] or "",
+                   "user": r["user"], "at": _when(r["at"])} for r in rows], hide_index=True, use_container_width=True)
+    cols = st.columns(2)
+    cols[0].download_button(t("export.csv"), feedback_export(rows, "csv"), "zhiku-feedback.csv", "text/csv",
+                            key="feedback-csv")
+    cols[1].download_button(t("export.jsonl"), feedback_export(rows, "jsonl"), "zhiku-feedback.jsonl",
+                            "application/jsonl", key="feedback-jsonl")
 
 
 def render(services: Services, admin: User) -> None:
     """Draw the admin panel (the services refuse every change if the user is not an admin)."""
-    st.markdown("### Administration · 管理")
+    st.markdown(t("admin.title"))
     notice = st.session_state.pop("admin_notice", None)
     if notice:
         what, name, generated = notice
-        st.success(safe.plain(f"{'Created' if what == 'created' else 'New password for'} {name}."))
+        st.success(t("users.created" if what == "created" else "users.new_password", name=safe.plain(name)))
         if generated:
-            st.caption("One-time password, shown only now · 一次性密码（仅显示一次）:")
+            st.caption(t("users.one_time"))
             st.code(generated, language=None)
-    users, collections, audit = st.tabs(["Users · 用户", "Collections · 知识库", "Audit log · 审计日志"])
+    index, users, collections, feedback, audit = st.tabs(
+        [t("health"), t("tab.users"), t("tab.collections"), t("tab.feedback"), t("tab.audit")])
+    with index:
+        _health(services)
     with users:
         _users(services, admin)
     with collections:
         _collections(services, admin)
+    with feedback:
+        _feedback(services, admin)
     with audit:
         _audit(services, admin)

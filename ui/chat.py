@@ -1,74 +1,232 @@
-"""The chat page: ask, watch the answer arrive, open the cited passages."""
+"""The chat view: saved conversations, streamed answers with a stop button, citations with page previews,
+copy and feedback on every answer."""
 
 from __future__ import annotations
 
+import re
+import time
+from pathlib import Path
+
 import streamlit as st
 
-from zhiku.ui import safe
-from zhiku.ui.sidebar import current_user
+from zhiku.core.errors import NotFound, ZhikuError
+from zhiku.retrieval.types import User
 from zhiku.services import Services
+from zhiku.store.conversations import Conversation, Message
+from zhiku.ui import safe
+from zhiku.ui.i18n import t
+from zhiku.ui.sidebar import enqueue
 
-PLACEHOLDER = "Ask a question · 用中文或英文提问"
+# an extractive answer is ready at once; shown a sentence at a time it reads like the written ones
+_SENTENCE_END = re.compile(r"(?<=[。！？；.!?;])\s*|\n")
+TYPE_PAUSE = 0.03
 
 
-def render_citations(citations: list[dict], key: str) -> None:
-    """One expander per citation: file, page, heading and the passage with the quote marked."""
+def _readable_collections(services: Services, user: User) -> list[str]:
+    if user.readable is None:
+        return sorted(c.name for c in services.store.collections())
+    return sorted(user.readable)
+
+
+def _citation_label(c: dict) -> str:
+    parts = [f"[{c['n']}] {c['file_name']}"]
+    if c.get("page") is not None:
+        parts.append(t("page", page=c["page"]))
+    if c.get("heading"):
+        parts.append(c["heading"])
+    return safe.plain(" · ".join(parts))
+
+
+@st.dialog(" ", width="large")
+def _preview(services: Services, user: User, citation: dict) -> None:
+    """The cited page as an image with the passage highlighted; the passage's section for other formats."""
+    st.markdown(f"**{_citation_label(citation)}**")
+    try:
+        png = services.ingestor.preview(citation["doc_id"], citation.get("page") or 1, user,
+                                        highlight=citation.get("quote") or citation.get("text"))
+    except ZhikuError as e:
+        st.warning(t("no_preview", error=safe.plain(e)))
+        png = None
+    if png is not None:
+        st.image(png, use_container_width=True)
+        return
+    st.caption(t("section"))
+    st.markdown(safe.passage_html(citation["text"], citation.get("quote", "")), unsafe_allow_html=True)
+
+
+def render_citations(services: Services, user: User, citations: list[dict], key: str) -> None:
+    """Numbered sources: file, page, heading and the passage with the answering words marked."""
     if not citations:
         return
-    st.caption("Sources · 来源")
+    st.caption(t("sources"))
     for c in citations:
-        page = f" · p.{c['page']}" if c.get("page") is not None else ""
-        with st.expander(safe.plain(f"[{c['n']}] {c['file_name']}{page}")):
-            if c.get("heading"):
-                st.caption(safe.plain(c["heading"]))
+        with st.expander(_citation_label(c)):
             st.markdown(safe.passage_html(c["text"], c.get("quote", "")), unsafe_allow_html=True)
-            st.caption(safe.plain(f"{c.get('collection', '')} · doc {c['doc_id'][:12]}"))
+            cols = st.columns([1, 1, 3])
+            if cols[0].button(t("view_page"), key=f"{key}-view-{c['n']}", icon="🔎"):
+                _preview(services, user, c)
+            # the route checks the session and the collection again; the URL is not shown as text
+            cols[1].link_button(t("download"), f"/files/{c['doc_id']}", icon="⬇️")
 
 
-def _show(message: dict, index: int) -> None:
-    with st.chat_message(message["role"]):
-        safe.show_markdown(message["content"])
-        if message.get("notice"):
-            st.caption("⚠️ " + safe.plain(message["notice"]))
-        render_citations(message.get("citations", []), key=f"m{index}")
+def _actions(services: Services, user: User, message: Message) -> None:
+    """Copy and thumbs up/down with an optional comment, stored with the answer."""
+    cols = st.columns([1, 2, 6])
+    with cols[0].popover(t("copy"), icon="📋"):
+        st.caption(t("copy.help"))
+        st.code(message.content, language=None, wrap_lines=True)
+    with cols[1]:
+        default = None if message.rating is None else (1 if message.rating > 0 else 0)
+        picked = st.feedback("thumbs", key=f"fb-{message.id}", default=default)
+    if picked is None:
+        return
+    rating = 1 if picked == 1 else -1
+    if rating != message.rating:
+        services.store.set_feedback(message.id, user, rating, message.comment)
+        message.rating = rating
+    with cols[2]:
+        with st.form(f"fb-form-{message.id}", border=False, clear_on_submit=False):
+            inner = st.columns([5, 1])
+            comment = inner[0].text_input(t("feedback.comment"), value=message.comment or "",
+                                          label_visibility="collapsed", placeholder=t("feedback.comment"))
+            if inner[1].form_submit_button(t("feedback.send")):
+                services.store.set_feedback(message.id, user, rating, comment.strip() or None)
+                st.toast(t("feedback.thanks"))
 
 
-def render(services: Services) -> None:
-    """Draw the conversation and handle a new question."""
-    st.markdown(
-        "<style>.zhiku-passage{font-size:0.92rem;line-height:1.6} mark{background:#fff3a3}</style>",
-        unsafe_allow_html=True,
-    )
-    if "messages" not in st.session_state:
-        st.session_state["messages"] = []
-    messages = st.session_state["messages"]
-    if not messages:
-        st.markdown("### 知库 · Ask the company knowledge base")
-        st.caption("Answers cite the file, page and passage they come from. 回答会注明出处（文件、页码、段落）。")
-    for i, message in enumerate(messages):
-        _show(message, i)
+def _show(services: Services, user: User, message: Message) -> None:
+    with st.chat_message(message.role):
+        safe.show_markdown(message.content)
+        if message.notice:
+            st.caption("⚠️ " + safe.plain(message.notice))
+        if message.role == "assistant":
+            render_citations(services, user, message.citations, key=f"m{message.id}")
+            _actions(services, user, message)
 
-    if question := st.chat_input(PLACEHOLDER):
-        history = [{"role": m["role"], "content": m["content"]} for m in messages]
-        messages.append({"role": "user", "content": question})
-        _show(messages[-1], len(messages) - 1)
-        with st.chat_message("assistant"):
-            placeholder = st.empty()
-            shown = ""
-            answer = None
-            for event in services.answers.stream(question, current_user(), history):
+
+def _first_run(services: Services, user: User, sample_dir: Path) -> None:
+    """What zhiku does and how to start, for a knowledge base with nothing the user may read."""
+    st.markdown(t("welcome"))
+    st.markdown(t("first_run"))
+    st.markdown(t("first_run.steps"))
+    default = services.settings.default_collection
+    may_load = sample_dir.is_dir() and user.can_write(default) and (
+        user.is_admin or services.store.collection(default) is not None)
+    st.info(t("empty_kb") if user.is_admin or user.writable else t("empty_kb.member"))
+    if may_load and st.button(t("load_sample"), type="primary"):
+        files = sorted(p for p in sample_dir.iterdir() if p.is_file())
+        enqueue(services, user, [(p.name, p.read_bytes()) for p in files], default)
+        st.rerun()
+
+
+def _conversation(services: Services, user: User) -> Conversation | None:
+    conv_id = st.query_params.get("c")
+    if not conv_id:
+        return None
+    try:
+        return services.store.conversation(conv_id, user)
+    except NotFound:
+        st.query_params.pop("c", None)  # deleted, or another user's link
+        return None
+
+
+def _header(services: Services, user: User, conv: Conversation | None, readable: list[str]) -> list[str] | None:
+    """The conversation's title with rename and delete, and the collections it searches."""
+    if conv is not None:
+        cols = st.columns([6, 1])
+        cols[0].markdown(f"#### {safe.plain(conv.title or t('untitled'))}")
+        with cols[1].popover("⋯", help=t("chat_options")):
+            title = st.text_input(t("title_label"), value=conv.title, key=f"title-{conv.id}")
+            if st.button(t("rename"), key=f"rename-{conv.id}"):
+                services.store.rename_conversation(conv.id, user, title)
+                st.rerun()
+            st.divider()
+            st.caption(t("delete_chat_confirm", title=safe.plain(conv.title or t("untitled"))))
+            if st.button(t("delete"), key=f"delete-{conv.id}", type="primary"):
+                services.store.delete_conversation(conv.id, user)
+                st.query_params.pop("c", None)
+                st.rerun()
+    if len(readable) <= 1:
+        return None
+    chosen = (conv.collections if conv is not None else None) or readable
+    picked = st.multiselect(t("search_in"), readable, default=[c for c in chosen if c in readable],
+                            format_func=safe.plain, help=t("search_in.help"),
+                            key=f"scope-{conv.id if conv else 'new'}")
+    scope = None if not picked or set(picked) == set(readable) else sorted(picked)
+    if conv is not None and scope != conv.collections:
+        services.store.set_conversation_collections(conv.id, user, scope)
+    return scope
+
+
+def _type_out(shown: str, text: str, placeholder) -> None:
+    """Show a ready answer a sentence at a time after what is shown already."""
+    pieces = [p for p in re.split(f"({_SENTENCE_END.pattern})", text) if p]
+    for piece in pieces:
+        shown += piece
+        if piece.strip():
+            safe.show_markdown(shown + "▌", placeholder)
+            time.sleep(TYPE_PAUSE)
+
+
+def _answer(services: Services, user: User, conv: Conversation, question: str, history: list[dict],
+            scope: list[str] | None) -> None:
+    """Stream the answer of question into the page and the store; Stop keeps what was written so far."""
+    with st.chat_message("assistant"):
+        stop = st.empty()
+        stop.button(t("stop"), key="stop", icon="⏹")  # a click reruns the page, which ends this run
+        placeholder = st.empty()
+        shown, answer = "", None
+        try:
+            for event in services.answers.stream(question, user, history, scope):
                 if event.kind == "delta":
+                    if services.answers.mode == "extractive":
+                        _type_out(shown, event.text, placeholder)
                     shown += event.text
                     safe.show_markdown(shown + "▌", placeholder)
                 elif event.kind == "reset":
                     shown = ""
                 elif event.kind == "done":
                     answer = event.answer
-            safe.show_markdown(answer.text, placeholder)
-            if answer.notice:
-                st.caption("⚠️ " + safe.plain(answer.notice))
-            citations = [c.to_dict() for c in answer.citations]
-            render_citations(citations, key=f"m{len(messages)}")
-        messages.append(
-            {"role": "assistant", "content": answer.text, "citations": citations, "notice": answer.notice}
-        )
+        except Exception:
+            raise  # the page says what went wrong; the question stays in the conversation
+        except BaseException:  # Stop (a rerun) ends this run here: keep the part that was shown
+            services.store.add_message(conv.id, user, "assistant", shown, notice=t("stopped"), mode="stopped")
+            raise
+        stop.empty()
+        safe.show_markdown(answer.text, placeholder)
+        citations = [c.to_dict() for c in answer.citations]
+        services.store.add_message(conv.id, user, "assistant", answer.text, citations=citations,
+                                   notice=answer.notice, mode=answer.mode if answer.answerable else "refused",
+                                   query=answer.query)
+    st.rerun()  # draw it as a saved message, with its citations, copy and feedback
+
+
+def render(services: Services, user: User, sample_dir: Path) -> None:
+    """Draw the conversation and handle a new question."""
+    conv = _conversation(services, user)
+    readable = _readable_collections(services, user)
+    empty = services.ingestor.stats(user).documents == 0
+    if empty and conv is None:
+        _first_run(services, user, sample_dir)
+    scope = _header(services, user, conv, readable)
+    messages = services.store.messages(conv.id, user) if conv is not None else []
+    if conv is None and not empty:
+        st.markdown(t("welcome"))
+        st.caption(t("welcome.caption"))
+    for message in messages:
+        _show(services, user, message)
+
+    if question := st.chat_input(t("placeholder")):
+        if conv is None:
+            conv = services.store.create_conversation(user, collections=scope)
+            st.query_params["c"] = conv.id
+        history = [{"role": m.role, "content": m.content} for m in messages if m.mode != "stopped"]
+        services.store.add_message(conv.id, user, "user", question)
+        with st.chat_message("user"):
+            safe.show_markdown(question)
+        if empty:
+            services.store.add_message(conv.id, user, "assistant",
+                                       t("empty_kb") if user.is_admin or user.writable else t("empty_kb.member"),
+                                       mode="refused")
+            st.rerun()
+        _answer(services, user, conv, question, history, scope)

@@ -7,6 +7,7 @@ import streamlit as st
 from zhiku.retrieval.types import User
 from zhiku.services import Services
 from zhiku.ui import safe, web
+from zhiku.ui.i18n import t
 
 
 def _token() -> str | None:
@@ -17,7 +18,7 @@ def _sign_in_prompt(message: str) -> None:
     st.title("知库 zhiku")
     st.info(message)
     # our own fixed HTML: a plain link that leaves the page for the login form in the same tab
-    st.markdown(f'<a href="{web.LOGIN_PATH}" target="_self">Sign in · 登录</a>', unsafe_allow_html=True)
+    st.markdown(f'<a href="{web.LOGIN_PATH}" target="_self">{t("sign_in")}</a>', unsafe_allow_html=True)
 
 
 def require_user(services: Services) -> User:
@@ -30,7 +31,7 @@ def require_user(services: Services) -> User:
     if user is None:
         for key in list(st.session_state.keys()):  # nothing of an earlier user stays in this tab
             del st.session_state[key]
-        _sign_in_prompt("Please sign in. · 请先登录。")
+        _sign_in_prompt(t("sign_in_first"))
         st.stop()
     if st.session_state.get("user_name") not in (None, user.name):
         st.session_state.clear()
@@ -43,10 +44,10 @@ def account_panel(services: Services, user: User) -> None:
     """In the sidebar: who is signed in, and a button to sign out."""
     if not web.auth_on():
         return
-    with st.sidebar:
-        role = "admin · 管理员" if user.is_admin else "member · 成员"
-        st.caption(f"Signed in as **{safe.plain(user.name)}** ({role})")
-        if st.button("Log out · 退出", key="logout"):
+    with st.container():
+        role = t("role.admin") if user.is_admin else t("role.member")
+        st.caption(t("signed_in_as", name=safe.plain(user.name), role=role))
+        if st.button(t("logout"), key="logout"):
             services.accounts.logout(_token())
             st.session_state.clear()
             st.rerun()

@@ -1,126 +1,201 @@
-"""Sidebar: answer mode, documents, uploads and the sample handbook."""
+"""Sidebar: language, navigation, conversations, uploads with their progress, answer mode and the account."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import streamlit as st
 
 from zhiku.core.errors import ZhikuError
-from zhiku.retrieval.types import LOCAL_ADMIN
+from zhiku.ingest.parsers import SUPPORTED
+from zhiku.retrieval.types import LOCAL_ADMIN, User
 from zhiku.services import Services
 from zhiku.store import new_id
-from zhiku.ui import safe
+from zhiku.ui import login, safe
+from zhiku.ui.i18n import switch, t
+
+STAGE_ICONS = {"queued": "⏳", "parsing": "📄", "embedding": "🧮", "cleanup": "🧮", "indexed": "✅",
+               "unchanged": "✅", "deleted": "✅", "failed": "❌"}
+UPLOAD_TYPES = sorted(s.lstrip(".") for s in SUPPORTED)
 
 
-def current_user():
+def current_user() -> User:
     """The acting user, set by the sign-in check at the top of every run (ui/login.py)."""
     return st.session_state.get("user", LOCAL_ADMIN)
 
 
-def _mode_panel(services: Services) -> None:
-    answers = services.answers
-    if answers.mode == "ollama":
-        st.success("Answers by Ollama · " + safe.plain(answers.llm.model))
-    else:
-        st.info("Extractive answers: quoted passages with citations. Set OLLAMA_HOST for written answers.")
-        if answers.llm_problem:
-            st.warning(safe.plain(answers.llm_problem))
+def upload_limit_mb(services: Services) -> int:
+    """The real size limit of one upload: the smaller of zhiku's and Streamlit's."""
+    return int(min(services.settings.max_file_mb, st.get_option("server.maxUploadSize")))
 
 
-STAGE_ICONS = {"queued": "⏳", "parsing": "📄", "embedding": "🧮", "cleanup": "🧮", "indexed": "✅",
-               "unchanged": "✅", "failed": "❌"}
-
-
-def _enqueue(services: Services, items: list[tuple[str, bytes]], collection: str) -> None:
-    """Queue uploaded files for the job worker and return at once; progress comes from the job rows."""
-    user = current_user()
+def enqueue(services: Services, user: User, items: list[tuple[str, bytes]], collection: str) -> None:
+    """Queue uploaded files for the job worker and return at once; their rows come from the job table."""
     batch = new_id()
     for name, data in items:
         services.ingestor.enqueue_upload(name, data, collection, user, batch)
-    st.session_state.setdefault("batches", []).append(batch)
+
+
+def _stage_label(stage: str) -> str:
+    key = f"stage.{stage}"
+    try:
+        return t(key)
+    except KeyError:
+        return stage
 
 
 @st.fragment(run_every=1.0)
-def _upload_progress(services: Services) -> None:
-    """One row per uploaded file, fed by the job rows, so leaving or reloading the page cancels nothing."""
-    batches = st.session_state.get("batches", [])
-    jobs = [job for batch in batches for job in reversed(services.store.jobs(batch=batch, limit=1000))]
+def upload_rows(services: Services, user: User) -> None:
+    """One row per uploaded file, fed by the job rows: they stay until dismissed and survive a reload."""
+    jobs = services.store.recent_uploads(user)
     if not jobs:
         return
     for job in jobs:
         name = (job.path or job.source or "").rsplit("/", 1)[-1]
         stage = job.stage if job.state != "done" else (job.result or job.stage)
-        detail = f"{job.done}/{job.total}" if stage == "embedding" and job.total else ""
         if job.state == "failed":
             st.error(safe.plain(f"{name}: {job.error}"), icon="❌")
         else:
-            st.markdown(f"{STAGE_ICONS.get(stage, '⏳')} " + safe.plain(f"{name}: {stage} {detail}".strip()))
-    finished = all(job.finished for job in jobs)
+            detail = f" {job.done}/{job.total}" if stage == "embedding" and job.total else ""
+            st.markdown(f"{STAGE_ICONS.get(stage, '⏳')} " + safe.plain(f"{name}: {_stage_label(stage)}{detail}"))
     settled = [j.id for j in jobs if j.finished]
-    if settled != st.session_state.get("settled_jobs", []):
+    if settled != st.session_state.get("settled_jobs"):
+        first = "settled_jobs" not in st.session_state
         st.session_state["settled_jobs"] = settled
-        if any(j.state == "done" for j in jobs if j.finished):
-            st.rerun(scope="app")  # new documents: the documents list and counts outside this fragment too
-    if finished and st.button("Dismiss", key="dismiss-uploads"):
-        st.session_state["batches"] = []
-        st.rerun()
+        if not first and any(j.state == "done" for j in jobs if j.finished):
+            st.rerun(scope="app")  # new documents: the counts and the documents table outside this fragment
+    if settled and st.button(t("upload.dismiss"), key="dismiss-uploads", use_container_width=True):
+        services.store.dismiss_uploads(user, settled)
+        st.rerun(scope="app")
 
 
-def _upload_panel(services: Services, user, expanded: bool) -> None:
-    """Uploads into a collection the user may write (admins name any collection; members pick one)."""
-    writable = None if user.is_admin else sorted(user.writable or ())
-    if writable == []:
-        return  # a member who may write nowhere gets no uploader
-    with st.expander("Upload documents", expanded=expanded):
-        if writable is None:
-            collection = st.text_input("Collection", services.settings.default_collection)
-        else:
-            collection = st.selectbox("Collection", writable, format_func=safe.plain)
+def _collection_choice(services: Services, user: User) -> str | None:
+    """The collection to upload into: admins pick one or name a new one on purpose, writers pick theirs."""
+    default = services.settings.default_collection
+    if user.is_admin:
+        names = sorted({c.name for c in services.store.collections()} | {default})
+        new = t("upload.new")
+        picked = st.selectbox(t("upload.collection"), names + [new], index=names.index(default),
+                              format_func=safe.plain, key="upload-collection")
+        if picked != new:
+            return picked
+        name = st.text_input(t("upload.new_collection"), key="upload-new-collection").strip()
+        return name or None
+    writable = sorted(user.writable or ())
+    return st.selectbox(t("upload.collection"), writable, format_func=safe.plain, key="upload-collection")
+
+
+def _upload_panel(services: Services, user: User, expanded: bool) -> None:
+    """Uploads into a collection the user may write; members who may write nowhere get no uploader."""
+    if not user.is_admin and not user.writable:
+        return
+    with st.expander(t("upload"), expanded=expanded):
+        collection = _collection_choice(services, user)
+        limit = upload_limit_mb(services)
         uploads = st.file_uploader(
-            "PDF, Word, PowerPoint, Excel, CSV, HTML, e-mail, Markdown or text", accept_multiple_files=True, key=f"upload-{st.session_state.get('uploads', 0)}"
+            t("upload.files", types=", ".join(UPLOAD_TYPES), mb=limit), type=UPLOAD_TYPES,
+            accept_multiple_files=True, key=f"upload-{st.session_state.get('uploads', 0)}",
         )
-        if uploads and st.button("Index these files", use_container_width=True):
+        if uploads and collection and st.button(t("upload.go"), use_container_width=True, type="primary"):
             try:
-                _enqueue(services, [(u.name, u.getvalue()) for u in uploads], collection)
+                enqueue(services, user, [(u.name, u.getvalue()) for u in uploads], collection)
             except ZhikuError as e:
                 st.error(safe.plain(e))
-            # a new key is the only way to clear a file_uploader: one per upload, not one per session
+                return
+            # a new key is the only way to clear a file_uploader
             st.session_state["uploads"] = st.session_state.get("uploads", 0) + 1
             st.rerun()
 
 
-def render(services: Services, sample_dir: Path) -> None:
+@st.fragment(run_every=1.0)
+def reindex_status(services: Services) -> None:
+    """The last re-index job: a progress bar while it runs, then how it ended."""
+    jobs = services.store.jobs(kinds=("reindex",), limit=1)
+    if not jobs:
+        return
+    job = jobs[0]
+    if job.state in ("queued", "running"):
+        st.progress(min(job.done / max(job.total, 1), 1.0), text=t("reindex.running", done=job.done, total=job.total))
+    elif job.state == "failed":
+        st.error(t("reindex.failed", error=safe.plain(job.error)))
+    else:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(job.finished_at or job.updated_at))
+        st.success(t("reindex.done", when=when))
+    if (job.state in ("queued", "running")) != st.session_state.get("reindex-running", False):
+        st.session_state["reindex-running"] = job.state in ("queued", "running")
+        st.rerun(scope="app")  # the button below is enabled again when it ends
+
+
+def _reindex_panel(services: Services, user: User) -> None:
+    """Admins re-index from the sidebar; questions are answered from the current index meanwhile."""
+    if not user.is_admin:
+        return
+    with st.expander(t("reindex")):
+        st.caption(t("reindex.help"))
+        last = services.store.jobs(kinds=("reindex",), limit=1)
+        running = bool(last) and last[0].state in ("queued", "running")
+        if st.button(t("reindex.all"), icon="🔄", disabled=running, key="reindex-all", use_container_width=True):
+            try:
+                services.ingestor.reindex(user, wait=False)
+                st.toast(t("reindex.queued"))
+            except ZhikuError as e:
+                st.error(safe.plain(e))
+            st.rerun()
+        reindex_status(services)
+
+
+def _mode_panel(services: Services) -> None:
+    answers = services.answers
+    if answers.mode == "ollama":
+        st.success(t("mode.ollama", model=safe.plain(answers.llm.model)))
+    else:
+        st.info(t("mode.extractive"))
+        if answers.llm_problem:
+            st.warning(safe.plain(answers.llm_problem))
+
+
+def _navigation(user: User, view: str) -> None:
+    views = ["chat", "documents"] + (["admin"] if user.is_admin else [])
+    picked = st.segmented_control("view", views, default=view, format_func=lambda v: t(f"nav.{v}"),
+                                  key="nav", label_visibility="collapsed")
+    if picked and picked != view:
+        st.query_params["view"] = picked
+        st.rerun()
+
+
+def _conversations(services: Services, user: User) -> None:
+    current = st.query_params.get("c")
+    if st.button("➕ " + t("new_chat"), key="new-chat", use_container_width=True,
+                 type="primary" if current is None else "secondary"):
+        st.query_params.pop("c", None)
+        st.rerun()
+    chats = services.store.conversations(user, limit=50)
+    if not chats:
+        return
+    st.caption(t("conversations"))
+    for conv in chats:
+        title = conv.title or t("untitled")
+        if st.button(safe.plain(title[:40]), key=f"conv-{conv.id}", use_container_width=True,
+                     type="primary" if conv.id == current else "tertiary"):
+            st.query_params["c"] = conv.id
+            st.rerun()
+
+
+def render(services: Services, user: User, view: str, sample_dir: Path) -> None:
     """Draw the sidebar."""
-    user = current_user()
     with st.sidebar:
         st.title("知库 zhiku")
+        switch()
+        _navigation(user, view)
+        stats = services.ingestor.stats(user)
+        backend = t("backend.server") if services.settings.qdrant_url else t("backend.embedded")
+        st.caption(t("counts", docs=stats.documents, chunks=stats.chunks, backend=backend))
+        upload_rows(services, user)
+        _upload_panel(services, user, expanded=stats.documents == 0)
+        _reindex_panel(services, user)
+        if view == "chat":
+            _conversations(services, user)
+        st.divider()
         _mode_panel(services)
-        docs = services.ingestor.documents(user)
-        backend = "Qdrant server" if services.settings.qdrant_url else "embedded index"
-        st.caption(f"{len(docs)} documents · {backend}")
-
-        default = services.settings.default_collection
-        # members may load the sample only into a default collection an admin created and let them write
-        if not docs and sample_dir.is_dir() and user.can_write(default) and (
-                user.is_admin or services.store.collection(default) is not None):
-            st.write("The knowledge base is empty.")
-            if st.button("Load the sample handbook", type="primary", use_container_width=True):
-                files = sorted(p for p in sample_dir.iterdir() if p.is_file())
-                _enqueue(services, [(p.name, p.read_bytes()) for p in files], default)
-                st.rerun()
-
-        _upload_progress(services)
-        _upload_panel(services, user, expanded=not docs)
-
-        if docs:
-            with st.expander(f"Documents ({len(docs)})"):
-                for doc in docs:
-                    cols = st.columns([5, 1])
-                    cols[0].markdown(f"**{safe.plain(doc.file_name)}**  \n{safe.plain(doc.collection)} · {doc.chunks} chunks")
-                    if user.can_write(doc.collection) and cols[1].button("🗑", key=f"del-{doc.id}", help="Delete " + safe.plain(doc.path)):
-                        services.ingestor.delete(doc.id, user, doc.collection, wait=False)
-                        st.rerun()
-        if st.session_state.get("messages") and st.button("New conversation", use_container_width=True):
-            st.session_state["messages"] = []
-            st.rerun()
+        login.account_panel(services, user)

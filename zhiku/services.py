@@ -20,14 +20,24 @@ from zhiku.ingest.worker import ParseLimits, WorkerConfig
 from zhiku.retrieval.answer import AnswerService
 from zhiku.retrieval.edge import EdgeIndex
 from zhiku.retrieval.embeddings import E5Embedder, Embedder, OllamaEmbedder
-from zhiku.retrieval.index import ActiveIndex, Index, QdrantIndex
+from zhiku.retrieval.index import ActiveIndex, Index, QdrantIndex, Scope
 from zhiku.retrieval.llm import OllamaChat
 from zhiku.retrieval.rerank import build_reranker
 from zhiku.retrieval.search import Searcher
 from zhiku.retrieval.translate import Translator
+from zhiku.retrieval.types import LOCAL_ADMIN
 from zhiku.store import Store
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Health:
+    """One part of the system and how it is: ok True/False, or None when it is not configured."""
+
+    name: str
+    ok: bool | None
+    detail: str
 
 
 @dataclass
@@ -53,6 +63,55 @@ class Services:
             self._thread = threading.Thread(target=self.worker.serve, args=(self._stop,), daemon=True,
                                             name="zhiku-job-worker")
             self._thread.start()
+
+    @property
+    def worker_running(self) -> bool:
+        """Whether this process's job worker thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def health(self) -> list[Health]:
+        """Each part zhiku depends on, checked now: the index, Ollama, the embedding model, the worker, the store."""
+        checks: list[Health] = []
+
+        def check(name: str, probe) -> None:
+            try:
+                ok, detail = probe()
+            except Exception as e:  # noqa: BLE001 - a health panel reports every failure, it never raises
+                ok, detail = False, f"{type(e).__name__}: {e}"
+            checks.append(Health(name, ok, detail))
+
+        def index():
+            where = self.settings.qdrant_url or str(self.settings.index_dir)
+            return True, f"{self.index.backend} · {where} · {self.index.count(Scope.for_user(LOCAL_ADMIN))} chunks"
+
+        def llm():
+            if self.answers.llm is None:
+                return None, "not configured: extractive answers (set OLLAMA_HOST for written answers)"
+            self.answers.refresh_llm()
+            if self.answers.llm_problem:
+                return False, self.answers.llm_problem
+            return True, f"{self.answers.llm.host} · model {self.answers.llm.model} present"
+
+        def embedder():
+            started = time.perf_counter()
+            vector = self.embedder.embed_query("health check 健康检查")
+            return True, f"{self.embedder.name} · {len(vector)} dimensions · {1000 * (time.perf_counter() - started):.0f} ms"
+
+        def worker():
+            queued = len(self.store.jobs(states=("queued",), limit=10_000))
+            running = len(self.store.jobs(states=("running",), limit=10_000))
+            if self._thread is not None and not self.worker_running:
+                return False, f"stopped: {queued} queued jobs wait until the app restarts"
+            return True, f"{'running' if self.worker_running else 'in the CLI process'} · {queued} queued, {running} running"
+
+        def store():
+            documents, chunks, _ = self.store.stats()
+            return True, f"{self.store.dialect} · {documents} documents, {chunks} chunks"
+
+        for name, probe in (("index", index), ("ollama", llm), ("embedder", embedder), ("worker", worker),
+                            ("store", store)):
+            check(name, probe)
+        return checks
 
     def close(self, timeout: float = 10.0) -> None:
         """Stop the worker and release the index and the database."""
@@ -106,16 +165,18 @@ def build_generations(settings: Settings, store: Store, embedder: Embedder) -> G
 
 
 def _pause_hook(data_dir: Path):
-    """Test hook: ZHIKU_PAUSE_AT=stage makes the worker stop at that stage (and say so in a file) for kill tests."""
+    """Test hook: ZHIKU_PAUSE_AT=stage makes the worker wait at that stage while the file paused-<stage> exists
+    (kill tests kill it there; the browser test lets a re-index go on by removing the file)."""
     wanted = os.environ.get("ZHIKU_PAUSE_AT")
     if not wanted:
         return None
 
     def pause(stage: str) -> None:
         if stage == wanted:
-            (data_dir / f"paused-{stage}").write_text(str(os.getpid()))
-            while True:
-                time.sleep(3600)
+            marker = data_dir / f"paused-{stage}"
+            marker.write_text(str(os.getpid()))
+            while marker.exists():
+                time.sleep(0.1)
 
     return pause
 

@@ -1,0 +1,170 @@
+"""The web app as employees and admins use it, in headless Chromium: sign in, upload, ask, preview a cited page,
+leave feedback, browse the documents table, re-index while answering, switch language.
+
+With ZHIKU_SCREENSHOTS=<dir> the test also writes the README's screenshots (chat.png, documents.png, admin.png).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from test_web import _ask, _serve_app, page  # noqa: F401 - page is a fixture
+from test_web_auth import _sign_in
+
+pytestmark = pytest.mark.browser
+
+SAMPLE = ROOT / "data" / "sample"
+SETTLED = "document.querySelectorAll('[data-stale=\"true\"]').length === 0"
+
+
+def _settle(page) -> None:
+    """Wait until Streamlit's rerun has replaced every element of the previous run."""
+    page.wait_for_function(SETTLED, timeout=60_000)
+    page.wait_for_timeout(500)
+
+
+def _shot(page, name: str) -> None:
+    folder = os.environ.get("ZHIKU_SCREENSHOTS")
+    if folder:
+        _settle(page)
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / name), full_page=False)
+
+
+def _upload_rows(page) -> str:
+    return page.get_by_test_id("stSidebar").inner_text()
+
+
+def _store(data: Path):
+    from zhiku.store import Store
+
+    return Store.open(f"sqlite:///{data / 'zhiku.db'}")
+
+
+def test_employee_and_admin_day_in_the_browser(tmp_path, page):  # noqa: F811
+    data = tmp_path / "data"
+    files = tmp_path / "upload"
+    files.mkdir()
+    for f in SAMPLE.iterdir():
+        shutil.copy(f, files / f.name)
+    (files / "broken.pdf").write_bytes(b"this is not a PDF at all")
+    env = {"ZHIKU_AUTH": "on", "ZHIKU_ADMIN_USER": "boss", "ZHIKU_ADMIN_PASSWORD": "boss-password",
+           "ZHIKU_PAUSE_AT": "switch"}
+    with _serve_app(tmp_path, extra_env=env) as url:
+        page.goto(url)
+        page.wait_for_url(f"{url}/login")
+        _sign_in(page, "boss", "boss-password")
+        page.wait_for_url(f"{url}/")
+
+        # first run: what zhiku is, and an empty knowledge base that says so
+        page.get_by_text("answers questions from your company's documents").wait_for(timeout=60_000)
+        page.get_by_text("The knowledge base is empty").first.wait_for()
+
+        # several files at once, one of them broken: every row ends indexed or failed with its reason
+        page.locator("input[type=file]").set_input_files(sorted(str(f) for f in files.iterdir()))
+        page.get_by_role("button", name="Index these files").click(timeout=30_000)
+        sidebar = page.get_by_test_id("stSidebar")
+        sidebar.get_by_text("broken.pdf:").first.wait_for(timeout=60_000)
+        page.get_by_text("5 documents").wait_for(timeout=300_000)
+        page.reload()  # the rows come from the job table: a reload keeps them
+        page.get_by_text("5 documents").wait_for(timeout=60_000)
+        rows = _upload_rows(page)
+        for name in [f.name for f in SAMPLE.iterdir()]:
+            assert f"{name}: indexed" in rows, rows
+        assert "broken.pdf" in rows and "indexed" not in rows.split("broken.pdf", 1)[1].split("\n", 1)[0]
+
+        # ask in Chinese: the answer quotes the matching clause, the citation opens its PDF page
+        _ask(page, "工作满十二年的员工每年有几天年假？")
+        answer = page.get_by_test_id("stChatMessage").nth(1)
+        answer.get_by_text("员工手册.pdf").first.wait_for(timeout=120_000)
+        _settle(page)
+        assert "15 天" in answer.inner_text()
+        answer.get_by_test_id("stExpander").first.locator("summary").click()
+        answer.get_by_role("button", name="View page").first.click()
+        dialog = page.get_by_test_id("stDialog")
+        dialog.locator("img").first.wait_for(timeout=60_000)
+        assert dialog.locator("img").first.evaluate("img => img.naturalWidth") > 300
+        _shot(page, "chat.png")
+        page.keyboard.press("Escape")
+        dialog.wait_for(state="hidden", timeout=10_000)
+
+        # feedback: thumbs up with a comment, stored with the answer
+        answer.get_by_test_id("stFeedback").locator("button").first.click()
+        comment = answer.get_by_placeholder("Comment (optional)")
+        comment.wait_for(timeout=30_000)
+        comment.fill("right clause, thanks")
+        answer.get_by_role("button", name="Send").click()
+        page.get_by_text("your feedback is saved").wait_for(timeout=30_000)
+
+        # a reload (a new session) brings the conversation back, with its citations
+        page.reload()
+        page.get_by_test_id("stChatMessage").nth(1).get_by_text("员工手册.pdf").first.wait_for(timeout=60_000)
+        assert "15 天" in page.get_by_test_id("stChatMessage").nth(1).inner_text()
+        store = _store(data)
+        try:
+            from zhiku.retrieval.types import LOCAL_ADMIN
+
+            [row] = store.feedback_rows(LOCAL_ADMIN)
+            assert row["rating"] == 1 and row["comment"] == "right clause, thanks"
+            assert row["question"] == "工作满十二年的员工每年有几天年假？"
+        finally:
+            store.close()
+
+        # the documents table: the five files, the broken one with its reason
+        page.get_by_test_id("stSidebar").get_by_text("Documents", exact=True).click()
+        table = page.get_by_test_id("stDataFrame")
+        table.wait_for(timeout=60_000)
+        _settle(page)
+        _shot(page, "documents.png")
+
+        # admin: start a re-index from the sidebar; it waits before the swap (ZHIKU_PAUSE_AT=switch) while a
+        # question is answered
+        active_before = _active_generation(data)
+        sidebar.get_by_text("Administration", exact=True).click()
+        page.get_by_text("Health").first.wait_for(timeout=60_000)
+        sidebar.get_by_text("Re-index", exact=True).click()
+        sidebar.get_by_role("button", name="Re-index every document").click(timeout=60_000)
+        marker = data / "paused-switch"
+        _wait_for(marker.exists, 300, "the re-index never reached the swap")
+        sidebar.get_by_text("Re-indexing").first.wait_for(timeout=30_000)
+        _shot(page, "admin.png")
+        page.get_by_test_id("stSidebar").get_by_text("Chat", exact=True).click()
+        page.get_by_role("button", name="New chat").click(timeout=30_000)
+        _ask(page, "How many days a week can I work from home?")
+        during = page.get_by_test_id("stChatMessage").nth(1)
+        during.get_by_text("Remote_Work_Policy.pdf").first.wait_for(timeout=120_000)
+        assert "3 days per week" in during.inner_text()
+        assert _active_generation(data) == active_before  # answered by the old index, mid re-index
+        marker.unlink()  # let the re-index swap
+        _wait_for(lambda: _active_generation(data) != active_before, 120, "the re-index never swapped")
+        sidebar.get_by_text("Re-index finished").wait_for(timeout=60_000)
+
+        # the interface in Chinese; the choice stays in the URL across a reload
+        page.get_by_test_id("stSidebar").get_by_text("中文", exact=True).click()
+        page.get_by_text("新对话").first.wait_for(timeout=30_000)
+        page.reload()
+        page.get_by_text("新对话").first.wait_for(timeout=60_000)
+        assert "lang=zh" in page.url
+
+
+def _active_generation(data: Path) -> int | None:
+    store = _store(data)
+    try:
+        gen = store.active_generation()
+        return gen.id if gen else None
+    finally:
+        store.close()
+
+
+def _wait_for(condition, seconds: float, message: str) -> None:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, message
+        time.sleep(0.2)
