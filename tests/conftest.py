@@ -120,8 +120,8 @@ def postgres_url(tmp_path_factory):
 
 
 # every table, children first, so a test on the shared PostgreSQL database starts empty
-STORE_TABLES = ("audit", "login_attempts", "sessions", "grants", "memberships", "groups", "users", "jobs",
-                "documents", "generations", "collections")
+STORE_TABLES = ("feedback", "messages", "conversations", "audit", "login_attempts", "sessions", "grants",
+                "memberships", "groups", "users", "jobs", "documents", "generations", "collections")
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

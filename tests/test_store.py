@@ -22,10 +22,11 @@ def test_migrations_are_applied_once_and_reopening_is_a_no_op(store):
     url = store.engine.url.render_as_string(hide_password=False)
     again = Store.open(url)
     with again.engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0002"
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0003"
     assert set(sa.inspect(again.engine).get_table_names()) >= {"collections", "documents", "jobs", "generations", "users",
                                                                  "groups", "memberships", "grants", "sessions",
-                                                                 "login_attempts", "audit"}
+                                                                 "login_attempts", "audit", "conversations",
+                                                                 "messages", "feedback"}
     again.close()
 
 

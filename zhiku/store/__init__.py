@@ -1,4 +1,4 @@
-"""The app store: collections, documents, jobs, index generations and accounts in SQLite or PostgreSQL.
+"""The app store: collections, documents, jobs, index generations, accounts and conversations in SQLite or PostgreSQL.
 
 The catalogue is the source of truth for what zhiku holds; the index is derived data rebuilt from the
 stored originals. Every method is one transaction.
@@ -18,13 +18,14 @@ from sqlalchemy.engine import Connection, Engine
 from zhiku.core.errors import NotFound, ZhikuError
 from zhiku.store import schema as t
 from zhiku.store.accounts import Account, AccountStore, AuditEntry, CollectionAccess
+from zhiku.store.conversations import Conversation, ConversationsMixin, Message
 from zhiku.store.db import open_engine
 from zhiku.store.owners import owner_dead, process_owner
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Store", "Collection", "Document", "Job", "Generation", "Account", "AuditEntry", "CollectionAccess",
-           "process_owner", "new_id"]
+           "Conversation", "Message", "process_owner", "new_id"]
 
 ACTIVE_JOB_STATES = ("queued", "running")
 # the stages a file passes through, as users see them
@@ -104,6 +105,7 @@ class Job:
     started_at: float | None
     finished_at: float | None
     updated_at: float
+    dismissed_at: float | None = None
 
     @property
     def finished(self) -> bool:
@@ -130,7 +132,7 @@ _JOB_COLUMNS = [c for c in t.jobs.c if c.name != "collection_id"] + [t.collectio
 _JOB_FROM = t.jobs.outerjoin(t.collections, t.jobs.c.collection_id == t.collections.c.id)
 
 
-class Store(AccountStore):
+class Store(AccountStore, ConversationsMixin):
     """The app's relational state behind small, transactional methods."""
 
     def __init__(self, engine: Engine):

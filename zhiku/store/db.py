@@ -66,8 +66,8 @@ def create_engine(url: str) -> Engine:
     )
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest migration (a no-op when it is current)."""
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to the newest migration, or the one given (a no-op when it is current)."""
     from alembic import command
     from alembic.config import Config
 
@@ -77,7 +77,7 @@ def migrate(engine: Engine) -> None:
         if conn.dialect.name == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": _MIGRATION_LOCK})
         config.attributes["connection"] = conn
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
 
 
 def open_engine(url: str) -> Engine:

@@ -89,6 +89,7 @@ jobs = Table(
     Column("started_at", Float),
     Column("finished_at", Float),
     Column("updated_at", Float, nullable=False),
+    Column("dismissed_at", Float),  # the uploader dismissed this row from their upload list (migration 0003)
     Index("ix_jobs_state", "state", "id"),
     Index("ix_jobs_key", "collection_id", "path"),
     Index("ix_jobs_batch", "batch"),
@@ -182,4 +183,49 @@ audit = Table(
     Column("detail", Text),
     Column("address", Text),
     Index("ix_audit_at", "at"),
+)
+
+
+# ------------------------------------------------------------- conversations (migration 0003)
+# A user's saved chats; collections is a JSON list the questions were limited to (NULL: all readable).
+conversations = Table(
+    "conversations", metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("collections", Text),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_conversations_user_updated_at", "user", "updated_at"),
+)
+
+# One turn of a conversation. citations is a JSON list of Citation.to_dict(), stored with the answer so a
+# reload shows it as it was; access to their collections is checked again whenever they are read.
+messages = Table(
+    "messages", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("conversation_id", String(32), ForeignKey("conversations.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("role", String(16), nullable=False),  # user | assistant
+    Column("content", Text, nullable=False),
+    Column("citations", Text, nullable=False),
+    Column("notice", Text),
+    Column("mode", String(16)),  # ollama | extractive | refused | ...
+    Column("query", Text),  # the search query the answer used (a rewritten follow-up)
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("conversation_id", "seq"),
+)
+
+# Thumbs up (+1) or down (-1) on an answer, with an optional comment; a second click replaces the first.
+feedback = Table(
+    "feedback", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", Integer, ForeignKey("messages.id", ondelete="CASCADE"), nullable=False),
+    Column("user", Text, nullable=False),
+    Column("rating", Integer, nullable=False),
+    Column("comment", Text),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("message_id", "user"),
+    Index("ix_feedback_updated_at", "updated_at"),
 )
