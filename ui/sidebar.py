@@ -53,7 +53,9 @@ def upload_rows(services: Services, user: User) -> None:
         return
     for job in jobs:
         name = (job.path or job.source or "").rsplit("/", 1)[-1]
-        stage = job.stage if job.state != "done" else (job.result or job.stage)
+        # a finished upload is "indexed" (added or updated) or "unchanged"
+        stage = job.stage if job.state != "done" else {"added": "indexed", "updated": "indexed"}.get(
+            job.result or "", job.result or job.stage)
         if job.state == "failed":
             st.error(safe.plain(f"{name}: {job.error}"), icon="❌")
         else:
