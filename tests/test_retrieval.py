@@ -142,7 +142,7 @@ def test_eval_reports_every_configuration(tmp_path):
     result = run_cli("eval", str(qa), "--json", env=env)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert set(report["configurations"]) == {"dense", "sparse", "hybrid", "hybrid+rerank"}
+    assert set(report["configurations"]) == {"dense", "sparse", "rrf", "hybrid", "hybrid+rerank"}
     hybrid = report["configurations"]["hybrid"]["all"]
     assert set(hybrid) >= {"hit@1", "hit@5", "mrr", "ndcg@10"} and hybrid["questions"] == 3
     assert hybrid["hit@5"] == 1.0
