@@ -365,12 +365,6 @@ class AnswerService:
             return None
         return rewritten.splitlines()[0][:500] if rewritten else None
 
-    def standalone_query(self, question: str, history: list[dict]) -> str:
-        """The query a question is searched with (see resolve), for callers without a user at hand."""
-        from zhiku.retrieval.types import LOCAL_ADMIN
-
-        return self.resolve(question, history, LOCAL_ADMIN)[0]
-
     def extract(self, question: str, hits: list[Hit], language: str, context: str | None = None) -> Answer:
         """An extractive answer: the spans of the passages that answer the question, quoted and cited.
 

@@ -1,16 +1,20 @@
-"""Fit the ranker's weights on questions generated from an ingested corpus (no model, no labelled data).
+"""Fit the ranker's weights on questions generated from an ingested corpus and on the tuning split.
 
 Each generated question takes a few keywords of one sentence of a passage, in the passage's language
 or translated through the bilingual dictionary into the other one; the passages that contain that
 sentence are the right answers. The fit maximises the probability the ranker gives them among the
-fused candidates (a listwise softmax, L2-regularised). Questions of the evaluation set are never used:
-`zhiku eval` judges the result on them.
+fused candidates (a listwise softmax, L2-regularised on standardised features).
 
-The questions of the "tune" split of a QA file can be added (--qa): they are real questions, so they
-count fully, the generated ones at --generated-weight. The "heldout" split is never read here.
+The questions of the "tune" split of a QA file are added with --qa: they are real questions, so they
+count fully, the generated ones at --generated-weight. The "heldout" split is never read here:
+`zhiku eval --split heldout` judges the result on it.
 
     ZHIKU_DATA_DIR=/tmp/kb zhiku ingest data/sample
     ZHIKU_DATA_DIR=/tmp/kb python -m zhiku.retrieval.learn --qa data/eval/sample_qa.jsonl > weights.json
+
+Refit in this order, installing each result before the next step: the ranker (ranker.WEIGHTS), then the
+thresholds (--gate: Searcher's defaults, they depend on the ranker's scores), then the answer stage's
+span weights (--spans: extract.SPAN_WEIGHTS).
 """
 
 from __future__ import annotations
@@ -190,9 +194,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--spans", action="store_true",
                         help="fit the answer stage's span weights (extract.SPAN_WEIGHTS) on --qa instead")
+    parser.add_argument("--gate", action="store_true",
+                        help="tune the relevance thresholds (Searcher's lexical_min, semantic_min, score_min) on --qa")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     services = build_services(load_settings())
+    if args.gate:
+        from zhiku.retrieval.evaluate import gate_signals, tune_gate
+        from zhiku.retrieval.types import LOCAL_ADMIN
+
+        if not args.qa:
+            parser.error("--gate needs --qa")
+        try:
+            thresholds = tune_gate(gate_signals(services.searcher, load_questions(args.qa, args.split), LOCAL_ADMIN))
+        finally:
+            services.close()
+        json.dump(thresholds, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return 0
     if args.spans:
         from zhiku.retrieval.extract import SPAN_FEATURES
         from zhiku.retrieval.types import LOCAL_ADMIN
