@@ -1,37 +1,24 @@
-"""zhiku web app: `streamlit run app.py`."""
+"""zhiku web app: `streamlit run app.py`.
+
+Streamlit finds the `st.App` below and serves it with uvicorn: zhiku's routes (sign-in, sign-out,
+access-checked downloads) next to the page. Each browser session then runs this same file as its
+script, with Streamlit's runtime up, and draws the page.
+"""
 
 from __future__ import annotations
 
-import logging
-import threading
 from pathlib import Path
 
 import streamlit as st
-
-from zhiku.ui import chat, sidebar
-from zhiku.core.errors import ZhikuError
-from zhiku.services import Services, build_services
-from zhiku.core.settings import load_settings
+from streamlit import runtime
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "data" / "sample"
 
-logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-st.set_page_config(page_title="知库 zhiku", page_icon="📚", layout="wide")
+if runtime.exists():  # a browser session runs the page
+    from zhiku.ui import page
 
+    page.render(SAMPLE_DIR)
+else:  # uvicorn imports this module to find the ASGI app
+    from zhiku.ui import web
 
-@st.cache_resource(show_spinner="Loading the knowledge base…")
-def get_services() -> Services:
-    """Build every service once per server process."""
-    services = build_services(load_settings())
-    threading.Thread(target=services.searcher.warm_up, daemon=True, name="zhiku-warm-up").start()
-    return services
-
-
-try:
-    services = get_services()
-except ZhikuError as e:
-    st.error(str(e))
-    st.stop()
-
-sidebar.render(services, SAMPLE_DIR)
-chat.render(services)
+    app = st.App(__file__, routes=web.routes(), middleware=web.middleware(), lifespan=web.lifespan)

@@ -1,19 +1,23 @@
-"""Search latency at 10k and 100k chunks, per backend: `python -m bench.search [--sizes 10000 100000]`.
+"""Search latency at 20k and 100k chunks, back to back and after a pause: `python -m bench.search`.
 
 The corpus is synthetic but shaped like real chunks: every chunk mixes sentences of the sample
 handbook (Chinese and English), so its BM25 terms are real; its dense vector is the real embedding
 of one of those sentences plus small noise (embedding 100k chunks with the offline model would take
 hours on 2 cores). Queries are the questions of data/eval/sample_qa.jsonl. Each measured search is
 what the answer stage runs: query embedding, bilingual keyword expansion, the hybrid query with the
-scope filter, and the relevance judgement; the index's own share is reported separately.
+scope filter, and the relevance judgement; the index's share of that same search is reported too.
+
+Two paths are measured, interleaved round by round: questions back to back, and the first question
+after the app sat idle (`--idle` seconds), which is what a user who reads an answer and then asks
+again gets. The build calls optimize() after every `--optimize-every` chunks, as ingestion does.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -66,38 +70,97 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))] * 1000
 
 
-def measure(index, embedder, translator, questions: list[str], rounds: int) -> dict:
-    """p50/p95 of a full search and of the index query alone."""
-    searcher = Searcher(index, embedder, translator=translator)
-    for q in questions[:5]:
-        searcher.search(q, LOCAL_ADMIN, k=5)  # warm caches, segmenter and dictionary
-    full, index_only = [], []
-    scope = Scope(collections=["c0", "c1", "c2", "c3", "c4"])
-    for _ in range(rounds):
-        for q in questions:
-            start = time.perf_counter()
-            searcher.search(q, LOCAL_ADMIN, k=5, collections=["c0", "c1", "c2", "c3", "c4"])
-            full.append(time.perf_counter() - start)
-            dense = embedder.embed_query(q)
-            sparse = sparse_query(q, translator.expand(q), searcher.translation_weight)
-            start = time.perf_counter()
-            index.query(dense, sparse, scope, 5, searcher.fusion, language_of(q))
-            index_only.append(time.perf_counter() - start)
+class TimedIndex:
+    """Passes every call to the index and records how long each query took."""
+
+    def __init__(self, index):
+        self._index = index
+        self.last_query_s = 0.0
+
+    def query(self, *args, **kw):
+        start = time.perf_counter()
+        try:
+            return self._index.query(*args, **kw)
+        finally:
+            self.last_query_s = time.perf_counter() - start
+
+    def __getattr__(self, name):
+        return getattr(self._index, name)
+
+
+def load() -> str:
+    """The 1/5/15-minute load averages (2 cores shared with other users)."""
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def build(index, size: int, pool: list[str], vectors: np.ndarray, optimize_every: int) -> dict:
+    """Fill the index, calling optimize() as ingestion does; the time of each step."""
+    upsert_s, pauses = 0.0, []
+    written = 0
+    for chunks, dense, sparse in corpus(size, pool, vectors):
+        started = time.perf_counter()
+        index.upsert(chunks, dense, sparse)
+        upsert_s += time.perf_counter() - started
+        written += len(chunks)
+        if optimize_every and (written % optimize_every == 0 or written == size):
+            started = time.perf_counter()
+            index.optimize()
+            pauses.append(time.perf_counter() - started)
+    return {"upsert_s": round(upsert_s, 1), "optimize_s": round(sum(pauses), 1),
+            "optimize_max_pause_s": round(max(pauses, default=0.0), 1)}
+
+
+def summarise(full: list[float], index_only: list[float], rounds: list[list[float]]) -> dict:
+    """p50/p95 of the full search and of its index query, and the spread of p95 across rounds."""
+    per_round = [percentile(r, 95) for r in rounds if r]
     return {
         "search_p50_ms": round(percentile(full, 50), 1),
         "search_p95_ms": round(percentile(full, 95), 1),
         "index_p50_ms": round(percentile(index_only, 50), 1),
         "index_p95_ms": round(percentile(index_only, 95), 1),
+        "round_p95_ms": [round(x, 1) for x in per_round],
         "queries": len(full),
     }
 
 
+def measure(index, embedder, translator, questions: list[str], rounds: int, idle: float, idle_questions: int) -> dict:
+    """Back-to-back and after-idle latency, interleaved round by round so both see the same machine load."""
+    timed = TimedIndex(index)
+    searcher = Searcher(timed, embedder, translator=translator)
+    collections = ["c0", "c1", "c2", "c3", "c4"]
+    for q in questions[:5]:
+        searcher.search(q, LOCAL_ADMIN, k=5)  # warm caches, segmenter and dictionary
+    step = max(1, len(questions) // idle_questions) if idle_questions else 0
+    paused = questions[::step][:idle_questions] if step else []
+    paths = {"back_to_back": ([], [], []), "after_idle": ([], [], [])}
+    for _ in range(rounds):
+        for path, asked, wait in (("back_to_back", questions, 0.0), ("after_idle", paused, idle)):
+            full, index_only, per_round = paths[path]
+            per_round.append([])
+            for q in asked:
+                if wait:
+                    time.sleep(wait)
+                start = time.perf_counter()
+                searcher.search(q, LOCAL_ADMIN, k=5, collections=collections)
+                took = time.perf_counter() - start
+                full.append(took)
+                per_round[-1].append(took)
+                index_only.append(timed.last_query_s)
+    return {path: summarise(*values) for path, values in paths.items() if values[0]}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 100_000])
     parser.add_argument("--local-max", type=int, default=10_000,
                         help="largest size also measured on qdrant-client's embedded mode (brute force in Python)")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3, help="repetitions of both paths")
+    parser.add_argument("--idle", type=float, default=2.0, help="seconds the app sits idle before each paused question")
+    parser.add_argument("--idle-questions", type=int, default=30, help="questions per round on the idle path")
+    parser.add_argument("--optimize-every", type=int, default=20_000,
+                        help="call optimize() after this many chunks and at the end (0: never)")
+    parser.add_argument("--release-after", type=float, default=None,
+                        help="close the edge shard after this many idle seconds (the previous behaviour was 1)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -111,32 +174,34 @@ def main() -> int:
 
     rows = []
     for size in args.sizes:
-        backends = [("qdrant-edge", lambda d: EdgeIndex(d / "edge"))]
+        backends = [("qdrant-edge", lambda d: EdgeIndex(d / "edge", idle_seconds=args.release_after))]
         if size <= args.local_max:
             backends.append(("qdrant-local", lambda d: QdrantIndex("bench", path=d / "local")))
         for name, make in backends:
             with tempfile.TemporaryDirectory() as tmp:
                 index = make(Path(tmp))
                 index.ensure(embedder.dim, embedder.name)
-                started = time.perf_counter()
-                for chunks, dense, sparse in corpus(size, pool, vectors):
-                    index.upsert(chunks, dense, sparse)
-                build = time.perf_counter() - started
-                result = {"backend": name, "chunks": size, "build_s": round(build, 1),
-                          **measure(index, embedder, translator, questions, args.rounds)}
+                built = build(index, size, pool, vectors, args.optimize_every)
+                load_before = load()
+                paths = measure(index, embedder, translator, questions, args.rounds, args.idle, args.idle_questions)
                 index.close()
-            rows.append(result)
-            print(json.dumps(result), file=sys.stderr)
+            for path, figures in paths.items():
+                rows.append({"backend": name, "chunks": size, "path": path, **built, **figures,
+                             "load": f"{load_before} -> {load()}"})
+                print(json.dumps(rows[-1]), file=sys.stderr)
 
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        header = ("backend", "chunks", "build s", "search p50 ms", "search p95 ms", "index p50 ms", "index p95 ms")
-        print("".join(f"{h:>15}" for h in header))
+        header = ("backend", "chunks", "path", "search p50", "search p95", "index p50", "index p95", "p95 by round",
+                  "optimize s", "load 1/5/15 min")
+        print(" | ".join(header))
         for r in rows:
-            cells = (r["backend"], r["chunks"], r["build_s"], r["search_p50_ms"], r["search_p95_ms"],
-                     r["index_p50_ms"], r["index_p95_ms"])
-            print("".join(f"{c:>15}" for c in cells))
+            print(" | ".join(str(c) for c in (
+                r["backend"], r["chunks"], r["path"], r["search_p50_ms"], r["search_p95_ms"], r["index_p50_ms"],
+                r["index_p95_ms"], "/".join(f"{x:.0f}" for x in r["round_p95_ms"]),
+                f'{r["optimize_s"]} (max {r["optimize_max_pause_s"]})', r["load"],
+            )))
     return 0
 
 

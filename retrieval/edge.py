@@ -5,6 +5,9 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -18,59 +21,96 @@ from zhiku.core.errors import IndexUnavailable
 
 log = logging.getLogger(__name__)
 
+# a waiting process refreshes its mark every poll; a mark this old was left by a process that died waiting
+STALE_MARK_SECONDS = 2.0
+# below this many chunks without an HNSW graph, searching them exhaustively costs a few ms (measured
+# ~1 ms per 1,000 chunks) and the engine would not index them anyway (its threshold is ~6,500 chunks)
+OPTIMIZE_MIN_UNINDEXED = 10_000
+# segments the engine keeps before merging them; with the default (one per CPU) every optimize() merged
+# the new chunks into the big segment and rebuilt its whole graph: calls every 10k chunks up to 100k
+# took 384 s in all, the last ones ~1 min each. With 8, calls every 20k took 48 s in all, ≤ 10 s each.
+SEGMENTS = 8
+
+
+def _engine_error(e: BaseException) -> bool:
+    """Whether e was raised by the engine (a plain Exception or a Rust panic) rather than by zhiku's code."""
+    return type(e) is Exception or type(e).__name__ == "PanicException"
+
 
 class EdgeIndex:
-    """An edge shard under the data dir.
+    """An edge shard under the data dir, held open between questions and handed over on demand.
 
-    A shard allows one open handle, so every process takes an exclusive file lock, opens the shard for
-    a burst of operations and closes it again after `idle_seconds` without use. The web app and the
-    CLI (or two CLIs) therefore take turns instead of failing with a lock error; a writer releases
-    the shard between batches.
+    A shard allows one open handle, so every process takes an exclusive file lock before opening it.
+    The holder keeps the shard open while nobody else asks for it, because reopening costs 0.3-1 s at
+    20k-100k chunks and the first question after a pause would pay it. A process that wants the shard
+    leaves a `.waiting` mark; the holder hands over within ~0.1 s, after its current operation or at
+    once when idle, so the web app and the CLI (or two CLIs) take turns instead of failing.
     """
 
     backend = "qdrant-edge"
 
-    def __init__(self, path: Path, *, idle_seconds: float = 1.0, wait_seconds: float = 120.0):
+    def __init__(
+        self, path: Path, *, wait_seconds: float = 120.0, idle_seconds: float | None = None, poll_seconds: float = 0.025
+    ):
         import qdrant_edge  # noqa: F401  (fail early with a clear error if the engine is missing)
 
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._meta_path = self.path.parent / f"{self.path.name}.json"
         self._lock_file = open(self.path.parent / f"{self.path.name}.lock", "a+")
-        # a process waiting for the shard leaves this mark, so the holder hands over after its current
-        # operation instead of keeping the shard through a stream of its own requests
         self._waiting_mark = self.path.parent / f"{self.path.name}.waiting"
-        self._idle = idle_seconds
+        self._written_path = self.path.parent / f"{self.path.name}.written"
         self._wait = wait_seconds
+        self._idle = idle_seconds  # None: hold the shard until another process asks for it
+        self._poll = poll_seconds
         self._mutex = threading.RLock()
         self._shard = None
         self._locked = False
         self._last_use = 0.0
-        self._closed = False
-        self._reaper = threading.Thread(target=self._release_when_idle, daemon=True, name="zhiku-edge-idle")
-        self._reaper.start()
+        self._closed = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, daemon=True, name="zhiku-edge-handover")
+        self._watcher.start()
 
     # ------------------------------------------------------------- lifecycle
     @contextmanager
     def _use(self):
         """The open shard, holding the process lock and the file lock for the duration."""
         with self._mutex:
-            if self._closed:
+            if self._closed.is_set():
                 raise IndexUnavailable("the index is closed")
             if not self._locked:
                 self._acquire_file_lock()
                 self._locked = True
                 try:
                     self._shard = self._open()
-                except Exception as e:
+                except BaseException as e:
                     self._release()
-                    raise IndexUnavailable(f"cannot open the index at {self.path}: {e}") from e
+                    if _engine_error(e):
+                        raise self._unreadable(e) from e
+                    raise
             try:
                 yield self._shard
+            except BaseException as e:
+                if not _engine_error(e):
+                    raise
+                # a panic may leave the engine's state inconsistent: drop the handle, the next call reopens
+                self._release()
+                raise self._unreadable(e) from e
             finally:
                 self._last_use = time.monotonic()
-                if self._waiting_mark.exists():
+                if self._locked and self._someone_waits():
                     self._release()
+
+    def _unreadable(self, e: BaseException) -> IndexUnavailable:
+        detail = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "WouldBlock" in detail:
+            return IndexUnavailable(
+                f"the index at {self.path} is open in a process that does not take turns (an older zhiku?): stop it"
+            )
+        return IndexUnavailable(
+            f"the index at {self.path} cannot be read ({detail[:300]}): run `zhiku reindex` to rebuild it "
+            "from the stored originals"
+        )
 
     def _acquire_file_lock(self) -> None:
         deadline = time.monotonic() + self._wait
@@ -80,6 +120,7 @@ class EdgeIndex:
                 self._waiting_mark.unlink(missing_ok=True)
                 return
             except BlockingIOError:
+                # refreshed on every try, so the holder can tell a live waiter from a mark left by a dead one
                 self._waiting_mark.touch()
                 if time.monotonic() > deadline:
                     raise IndexUnavailable(
@@ -87,6 +128,16 @@ class EdgeIndex:
                         "using it); try again, or use a Qdrant server (QDRANT_URL) for heavy concurrent use"
                     ) from None
                 time.sleep(0.02)
+
+    def _someone_waits(self) -> bool:
+        try:
+            age = time.time() - self._waiting_mark.stat().st_mtime
+        except FileNotFoundError:
+            return False
+        if age > STALE_MARK_SECONDS:
+            self._waiting_mark.unlink(missing_ok=True)
+            return False
+        return True
 
     def _open(self):
         from qdrant_edge import EdgeShard
@@ -98,27 +149,88 @@ class EdgeIndex:
     def _release(self) -> None:
         try:
             if self._shard is not None:
-                self._shard.flush()
+                # close() flushes; the write-ahead log already made every update durable
                 self._shard.close()
+        except BaseException as e:
+            if not _engine_error(e):
+                raise
+            log.warning("closing the index at %s failed: %s", self.path, e)
         finally:
             self._shard = None
             if self._locked:
                 fcntl.flock(self._lock_file, fcntl.LOCK_UN)
                 self._locked = False
 
-    def _release_when_idle(self) -> None:
-        while not self._closed:
-            time.sleep(self._idle / 4)
-            with self._mutex:
-                if self._locked and time.monotonic() - self._last_use >= self._idle:
-                    self._release()
+    def _watch(self) -> None:
+        """Hand the shard over when another process waits (or after idle_seconds, if set)."""
+        while not self._closed.wait(self._poll):
+            if not self._locked:
+                continue
+            idle = self._idle is not None and time.monotonic() - self._last_use >= self._idle
+            if idle or self._someone_waits():
+                with self._mutex:
+                    if self._locked:
+                        self._release()
 
     def close(self) -> None:
-        """Flush, close the shard and release the lock."""
+        """Close the shard and release the lock at once; later calls raise IndexUnavailable."""
         with self._mutex:
+            if self._closed.is_set():
+                return
+            self._closed.set()
             self._release()
-            self._closed = True
-        self._lock_file.close()
+            self._lock_file.close()
+
+    def optimize(self, min_unindexed: int = OPTIMIZE_MIN_UNINDEXED) -> bool:
+        """Build the HNSW graphs of the chunks written since the last optimization, in a child process.
+
+        Args:
+            min_unindexed: do nothing while fewer chunks than this lack a graph.
+
+        Returns:
+            True if a graph was built.
+        """
+        # the engine holds the GIL for the whole build (~7 s per 20k new chunks here): in the caller's
+        # process it would freeze every thread of the web app. Other callers wait for the shard meanwhile,
+        # which is why ingestion calls this after each run (or every ~20k chunks), not once after 100k.
+        if self.unindexed() < max(min_unindexed, 1):
+            return False
+        with self._mutex:
+            if self._closed.is_set():
+                raise IndexUnavailable("the index is closed")
+            self._release()
+            started = time.monotonic()
+            child = subprocess.run(
+                [sys.executable, "-m", "zhiku.retrieval.edge", "optimize", str(self.path), str(self._wait)],
+                capture_output=True, text=True,
+            )
+        if child.returncode != 0:
+            lines = child.stderr.strip().splitlines() or [f"exit code {child.returncode}"]
+            raise IndexUnavailable(f"optimizing the index at {self.path} failed: {lines[-1]}")
+        log.info("optimized the index at %s in %.1f s", self.path, time.monotonic() - started)
+        return child.stdout.strip() == "optimized"
+
+    def unindexed(self) -> int:
+        """Chunks written since the last optimization or lacking an HNSW graph (searched exhaustively)."""
+        with self._use() as shard:
+            if shard is None:
+                return 0
+            info = shard.info()
+            written = self._written_since_optimize()
+        # every point has a dense and a sparse vector, and the sparse ones always count as indexed; deleted
+        # points stay counted as indexed until a rebuild, so an update in place only shows in `written`
+        return max(written, 2 * info.points_count - info.indexed_vectors_count)
+
+    def _written_since_optimize(self, add: int = 0, reset: bool = False) -> int:
+        """The shard's count of chunks written since the last optimization (kept beside it, under the lock)."""
+        try:
+            written = int(self._written_path.read_text())
+        except (OSError, ValueError):
+            written = 0
+        if add or reset:
+            written = 0 if reset else written + add
+            self._written_path.write_text(str(written))
+        return written
 
     # ---------------------------------------------------------------- schema
     def ensure(self, dim: int, embed_model: str) -> None:
@@ -126,6 +238,7 @@ class EdgeIndex:
         from qdrant_edge import (
             Distance,
             EdgeConfig,
+            EdgeOptimizersConfig,
             EdgeShard,
             EdgeSparseVectorParams,
             EdgeVectorParams,
@@ -138,7 +251,12 @@ class EdgeIndex:
 
         with self._mutex, self._use():
             if self._shard is not None:
-                meta = json.loads(self._meta_path.read_text()) if self._meta_path.exists() else {}
+                try:
+                    meta = json.loads(self._meta_path.read_text()) if self._meta_path.exists() else {}
+                except (ValueError, OSError) as e:
+                    raise IndexUnavailable(
+                        f"{self._meta_path} cannot be read ({e}): run `zhiku reindex` to rebuild the index"
+                    ) from e
                 if meta.get("dim", dim) != dim:
                     raise IndexUnavailable(
                         f"the index at {self.path} was built with {meta.get('embed_model')} ({meta.get('dim')} "
@@ -148,6 +266,7 @@ class EdgeIndex:
                 config = EdgeConfig(
                     vectors={DENSE: EdgeVectorParams(size=dim, distance=Distance.Cosine)},
                     sparse_vectors={SPARSE: EdgeSparseVectorParams(modifier=Modifier.Idf)},
+                    optimizers=EdgeOptimizersConfig(default_segment_number=SEGMENTS),
                 )
                 self._shard = EdgeShard.create(str(self.path), config)
                 self._meta_path.write_text(json.dumps({"embed_model": embed_model, "dim": dim}))
@@ -157,6 +276,7 @@ class EdgeIndex:
                 "doc_id": PayloadSchemaType.Keyword,
                 "file_name": PayloadSchemaType.Keyword,
                 "lang": PayloadSchemaType.Keyword,
+                "version": PayloadSchemaType.Keyword,
                 "chunk_index": IntegerIndexParams(lookup=True),
             }
             existing = set(self._shard.info().payload_schema)
@@ -175,6 +295,8 @@ class EdgeIndex:
             must.append(FieldCondition(key="doc_id", match=MatchAny(list(scope.doc_ids))))
         if scope.file_names is not None:
             must.append(FieldCondition(key="file_name", match=MatchAny(list(scope.file_names))))
+        if scope.versions is not None:
+            must.append(FieldCondition(key="version", match=MatchAny(list(scope.versions))))
         if scope.first_chunk_only:
             must.append(FieldCondition(key="chunk_index", match=MatchValue(0)))
         must_not = [FieldCondition(key="lang", match=MatchValue(exclude_lang))] if exclude_lang else []
@@ -200,6 +322,7 @@ class EdgeIndex:
         if points:
             with self._use() as shard:
                 self._shard_or_empty(shard).update(UpdateOperation.upsert_points(points))
+                self._written_since_optimize(add=len(points))
 
     def delete(self, scope: Scope) -> None:
         """Remove every chunk in the scope."""
@@ -279,3 +402,34 @@ class EdgeIndex:
             Hit(Chunk.from_payload(p.payload), float(p.score), rank, dense=(p.vector or {}).get(DENSE))
             for rank, p in enumerate(points, start=1)
         ]
+
+
+def _optimize_main(path: str, wait_seconds: str) -> int:
+    """Entry point of the child process that optimize() starts."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        # die with the parent (the build holds the GIL, so no Python thread could notice); killing
+        # the engine mid-build is safe: the shard reloads unoptimized with every point
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:
+            return 1
+    index = EdgeIndex(Path(path), wait_seconds=float(wait_seconds))
+    try:
+        with index._use() as shard:
+            optimized = shard is not None and bool(shard.optimize())
+            index._written_since_optimize(reset=True)
+    finally:
+        index.close()
+    print("optimized" if optimized else "unchanged")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4 or sys.argv[1] != "optimize":
+        sys.exit("usage: python -m zhiku.retrieval.edge optimize SHARD_DIR WAIT_SECONDS")
+    try:
+        sys.exit(_optimize_main(sys.argv[2], sys.argv[3]))
+    except IndexUnavailable as e:
+        sys.exit(f"zhiku: {e}")

@@ -26,6 +26,7 @@ class Scope:
     doc_ids: list[str] | None = None
     file_names: list[str] | None = None
     first_chunk_only: bool = False
+    versions: list[str] | None = None
 
     @classmethod
     def for_user(cls, user: User, collections: Iterable[str] | None = None, **kw) -> Scope:
@@ -89,6 +90,9 @@ class Index(Protocol):
     ) -> list[Hit]:
         """Dense, sparse or hybrid (fused by RRF) search inside the scope; language enables the cross-language list."""
 
+    def optimize(self) -> bool:
+        """Build search graphs after a large ingestion; True if any work was done."""
+
     def close(self) -> None:
         """Release files and connections."""
 
@@ -123,6 +127,8 @@ class QdrantIndex:
             must.append(m.FieldCondition(key="doc_id", match=m.MatchAny(any=list(scope.doc_ids))))
         if scope.file_names is not None:
             must.append(m.FieldCondition(key="file_name", match=m.MatchAny(any=list(scope.file_names))))
+        if scope.versions is not None:
+            must.append(m.FieldCondition(key="version", match=m.MatchAny(any=list(scope.versions))))
         if scope.first_chunk_only:
             must.append(m.FieldCondition(key="chunk_index", match=m.MatchValue(value=0)))
         must_not = [m.FieldCondition(key="lang", match=m.MatchValue(value=exclude_lang))] if exclude_lang else []
@@ -154,7 +160,11 @@ class QdrantIndex:
             sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
         )
         if not self._local:
-            for key in ("collection", "doc_id", "file_name", "lang"):
+            # every search filters by the user's collections: a tenant index keeps each collection's points
+            # together on disk, so a small collection is searched without scanning the others
+            self._client.create_payload_index(
+                self.name, "collection", m.KeywordIndexParams(type=m.KeywordIndexType.KEYWORD, is_tenant=True))
+            for key in ("doc_id", "file_name", "lang", "version"):
                 self._client.create_payload_index(self.name, key, m.PayloadSchemaType.KEYWORD)
             self._client.create_payload_index(self.name, "chunk_index", m.PayloadSchemaType.INTEGER)
 
@@ -245,6 +255,65 @@ class QdrantIndex:
             for rank, p in enumerate(result.points, start=1)
         ]
 
+    def drop(self) -> None:
+        """Delete this collection (a retired or failed generation)."""
+        if self._client.collection_exists(self.name):
+            self._client.delete_collection(self.name)
+
+    def point_alias(self, alias: str) -> None:
+        """Point the alias at this collection in one atomic operation (a generation switch)."""
+        from qdrant_client import models as m
+
+        ops = []
+        if any(a.alias_name == alias for a in self._client.get_aliases().aliases):
+            ops.append(m.DeleteAliasOperation(delete_alias=m.DeleteAlias(alias_name=alias)))
+        ops.append(m.CreateAliasOperation(create_alias=m.CreateAlias(collection_name=self.name, alias_name=alias)))
+        self._client.update_collection_aliases(change_aliases_operations=ops)
+
+    def optimize(self) -> bool:
+        """Nothing to do: a server builds its HNSW graphs in the background, and the embedded mode has none."""
+        return False
+
     def close(self) -> None:
         """Release the storage lock or connection."""
         self._client.close()
+
+
+class ActiveIndex:
+    """The index that serves right now: each call goes to whatever `resolve` returns (it follows re-indexes)."""
+
+    def __init__(self, resolve):
+        self._resolve = resolve
+
+    @property
+    def backend(self) -> str:
+        """Which Qdrant backend serves."""
+        return self._resolve().backend
+
+    def ensure(self, dim: int, embed_model: str) -> None:
+        """Create or check the serving index."""
+        self._resolve().ensure(dim, embed_model)
+
+    def upsert(self, chunks: list[Chunk], dense: np.ndarray, sparse: list[Sparse]) -> None:
+        """Write chunks into the serving index."""
+        self._resolve().upsert(chunks, dense, sparse)
+
+    def delete(self, scope: Scope) -> None:
+        """Remove chunks from the serving index."""
+        self._resolve().delete(scope)
+
+    def count(self, scope: Scope) -> int:
+        """Count chunks in the serving index."""
+        return self._resolve().count(scope)
+
+    def chunks(self, scope: Scope, limit: int = 10_000) -> list[Chunk]:
+        """Read chunks from the serving index."""
+        return self._resolve().chunks(scope, limit)
+
+    def query(self, dense, sparse, scope: Scope, limit: int, fusion: Fusion | None = None,
+              language: str | None = None) -> list[Hit]:
+        """Search the serving index."""
+        return self._resolve().query(dense, sparse, scope, limit, fusion, language)
+
+    def close(self) -> None:
+        """Nothing to release: the generations own the open indexes."""

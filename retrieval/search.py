@@ -120,6 +120,13 @@ class Searcher:
         if scope.collections == []:
             return []
         q, hits, bm25 = self.candidates(query, scope, mode, max(k, POOL), remember=remember)
+        # the filter inside the index is the rule; this second look costs nothing and would catch a scope bug
+        # before a passage of a collection the user may not read reaches an answer or a citation
+        allowed = [h for h in hits if user.can_read(h.chunk.collection)]
+        if len(allowed) != len(hits):
+            log.error("the index returned %d passages outside %s's collections; they were dropped",
+                      len(hits) - len(allowed), user.name)
+            hits = allowed
         learned = mode == "hybrid" and ranked and self.ranker is not None
         if learned:
             hits = self.ranker.rank(q, hits, bm25)

@@ -15,10 +15,17 @@ class User:
     name: str
     readable: frozenset[str] | None = None
     is_admin: bool = False
+    writable: frozenset[str] | None = None  # None: every collection the user may read
 
     def can_read(self, collection: str) -> bool:
         """Whether this user may read the collection."""
         return self.readable is None or collection in self.readable
+
+    def can_write(self, collection: str) -> bool:
+        """Whether this user may add or delete documents in the collection."""
+        if self.writable is None:
+            return self.can_read(collection)
+        return collection in self.writable
 
 
 LOCAL_ADMIN = User("local", None, True)
@@ -40,11 +47,13 @@ class Chunk:
     ingested_at: str = ""
     file_type: str = ""
     chunk_count: int = 0
+    version: str = ""  # the stored original these chunks were made from; an update writes a new version
+    path: str = ""  # the logical path within the collection (the file name for single uploads)
 
     @property
     def point_id(self) -> str:
-        """Stable Qdrant point id: the same chunk of the same document always maps to one point."""
-        return str(uuid.uuid5(_POINT_NS, f"{self.collection}/{self.doc_id}/{self.chunk_index}"))
+        """Stable Qdrant point id: the same chunk of the same version of a document always maps to one point."""
+        return str(uuid.uuid5(_POINT_NS, f"{self.collection}/{self.doc_id}/{self.version}/{self.chunk_index}"))
 
     def to_payload(self) -> dict:
         """The Qdrant payload of this chunk."""

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -28,6 +32,15 @@ def _isolated_env(monkeypatch, tmp_path):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("ZHIKU_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def _keep_main_module():
+    """Undo Streamlit's AppTest replacing __main__ with its script."""
+    # parse workers started later (forkserver or spawn) would run that script first, and fail
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
 
 
 @pytest.fixture
@@ -84,6 +97,68 @@ def fake_ollama():
         yield fake
 
 
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory):
+    """A throwaway PostgreSQL server from Debian's packages (.ci/run installs them), one per test session."""
+    if not (PG_BIN / "initdb").exists():
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL binaries are missing: .ci/run must install Debian's postgresql package")
+        pytest.skip("PostgreSQL is not installed here (apt-get install postgresql); CI runs these tests")
+    # outside pytest's root-only temp folder, which the postgres user cannot enter
+    base = Path(tempfile.mkdtemp(prefix="zhiku-pg-"))
+    data, sock = base / "data", base / "sock"
+    sock.mkdir()
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_postgres:
+        shutil.chown(base, "postgres")
+        shutil.chown(sock, "postgres")
+    port = _free_port()
+    subprocess.run([*as_postgres, str(PG_BIN / "initdb"), "-D", str(data), "-A", "trust", "-U", "zhiku"],
+                   check=True, capture_output=True)
+    subprocess.run([*as_postgres, str(PG_BIN / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"),
+                    "-o", f"-p {port} -k {sock} -c listen_addresses=127.0.0.1", "start"], check=True, capture_output=True)
+    try:
+        subprocess.run([*as_postgres, str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "zhiku",
+                        "zhiku_test"], check=True, capture_output=True)
+        yield f"postgresql+psycopg://zhiku@127.0.0.1:{port}/zhiku_test"
+    finally:
+        subprocess.run([*as_postgres, str(PG_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# every table, children first, so a test on the shared PostgreSQL database starts empty
+STORE_TABLES = ("audit", "login_attempts", "sessions", "grants", "memberships", "groups", "users", "jobs",
+                "documents", "generations", "collections")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    """The app store on SQLite, then on a real PostgreSQL server."""
+    from zhiku.store import Store
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'zhiku.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    s = Store.open(url)
+    if request.param == "postgresql":  # one database for the session: start every test empty
+        with s.engine.begin() as conn:
+            for table in STORE_TABLES:
+                conn.execute(sa.text(f"DELETE FROM {table}"))
+    yield s
+    s.close()
+
+
 def run_cli(*args: str, env: dict | None = None, check_json: bool = True):
     """Run the installed `zhiku` console script as a user would."""
     full_env = {**os.environ, **(env or {})}
@@ -106,3 +181,56 @@ def make_pdf(pages: list[str]) -> bytes:
         c.showPage()
     c.save()
     return buf.getvalue()
+
+
+def make_ingestor(services, *, embedder=None, wrap_index=None, parse=None, parse_timeout=120.0,
+                  chunk_tokens=220, chunk_overlap=40, batch_size=32, max_chunks=5000):
+    """An Ingestor on the services' store and index, with a stand-in embedder, index wrapper or parser."""
+    from zhiku.ingest.generations import Generations
+    from zhiku.ingest.jobs import JobWorker, WorkerOptions
+    from zhiku.ingest.pipeline import Ingestor
+    from zhiku.ingest.worker import DEFAULT_PARSE, ParseLimits, WorkerConfig
+
+    base = services.generations
+    wrapped = {}
+
+    class Wrapping(Generations):
+        def active(self):
+            inner = super().active()
+            if wrap_index is None:
+                return inner
+            if id(inner) not in wrapped:
+                wrapped[id(inner)] = wrap_index(inner)
+            return wrapped[id(inner)]
+
+    gens = Wrapping(services.store, base._open_index, base._drop_index, base.prefix, base.embed_model, base.dim)
+    config = WorkerConfig(ParseLimits(parse_timeout, 2048), parse or DEFAULT_PARSE, chunk_tokens, chunk_overlap)
+    worker = JobWorker(services.store, gens, services.ingestor.originals, embedder or services.embedder, config,
+                       WorkerOptions(lease=30, batch_size=batch_size, max_chunks=max_chunks))
+    ingestor = Ingestor(services.store, gens, services.ingestor.originals, worker,
+                        max_bytes=services.ingestor.max_bytes)
+    ingestor.wrapped = wrapped
+    return ingestor
+
+
+def assert_consistent(services) -> list:
+    """The catalogue, the index and the stored originals agree: no orphans, no duplicates, nothing half-written.
+
+    Returns the indexed documents.
+    """
+    from zhiku.retrieval.index import Scope
+
+    store = services.store
+    assert not store.jobs(states=["running"]), "a job is still claimed"
+    docs = store.documents(statuses=None)
+    indexed = [d for d in docs if d.status == "indexed"]
+    assert not [d for d in docs if d.status == "deleting"], "a deletion was left unfinished"
+    index = services.generations.active()
+    for doc in indexed:
+        assert index.count(Scope([doc.collection], [doc.id])) == doc.chunks, doc.path
+        assert index.count(Scope([doc.collection], [doc.id], versions=[doc.blob])) == doc.chunks, doc.path
+    assert index.count(Scope()) == sum(d.chunks for d in indexed), "the index holds chunks of no document"
+    queued = {j.blob for j in store.jobs(states=["queued"], limit=100_000) if j.blob}
+    assert services.ingestor.originals.blobs() == {d.blob for d in indexed} | queued, "stored originals disagree"
+    assert not list(services.ingestor.originals.root.glob("??/.*.part")), "a partial original was left"
+    return indexed

@@ -11,6 +11,7 @@ import zlib
 import pytest
 
 from zhiku.ingest.parsers import parse_bytes
+from conftest import assert_consistent
 from zhiku.retrieval.index import Scope
 from zhiku.retrieval.types import LOCAL_ADMIN
 from test_formats import make_docx, make_pdf, make_pptx, make_xlsx
@@ -113,11 +114,9 @@ def assert_refused_alone(services, bad, good, data: bytes, reason: str) -> None:
     """The bad file failed with the reason and left nothing; the good one is fully indexed."""
     assert bad.status == "failed" and reason in bad.error, bad.error
     assert bad.chunks == 0
-    doc_id = hashlib.sha256(data).hexdigest()[:32]
-    assert services.index.count(Scope([COLLECTION], [doc_id])) == 0
     assert services.index.count(Scope([COLLECTION], file_names=[bad.file_name])) == 0
-    stored = services.settings.files_dir / COLLECTION
-    assert [p.name for p in stored.iterdir()] == [good.doc_id]
+    [doc] = assert_consistent(services)  # nothing of the bad file is stored or indexed
+    assert doc.id == good.doc_id
     assert good.status == "added" and services.index.count(Scope([COLLECTION])) == good.chunks > 0
 
 
@@ -230,8 +229,7 @@ def ingest_named(services, name: str, data: bytes = GOOD):
 
 
 def stored_files(services) -> list[str]:
-    root = services.settings.files_dir
-    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    return sorted(services.ingestor.originals.blobs())
 
 
 @pytest.mark.parametrize("raw,expected", [
@@ -244,10 +242,11 @@ def stored_files(services) -> list[str]:
 def test_file_names_lose_directories_and_control_characters(services, raw, expected):
     result = ingest_named(services, raw)
     assert (result.status, result.file_name) == ("added", expected), result.error
-    doc_id = result.doc_id
-    assert stored_files(services) == [f"{COLLECTION}/{doc_id}/{expected}"]
     [doc] = services.ingestor.documents(LOCAL_ADMIN)
-    assert (doc.doc_id, doc.file_name) == (doc_id, expected)  # the name the index cites
+    assert (doc.id, doc.file_name, doc.path) == (result.doc_id, expected, expected)
+    assert stored_files(services) == [doc.blob]  # stored under a generated id, never under the given name
+    [chunk] = services.index.chunks(Scope([COLLECTION], [doc.id]))
+    assert chunk.file_name == expected  # the name the index cites
 
 
 @pytest.mark.parametrize("raw", ["..", "../..", "\x00\x01", "   ", "/"])
@@ -257,9 +256,11 @@ def test_file_names_without_a_name_are_refused(services, raw):
     assert services.index.count(Scope([COLLECTION])) == 0 and stored_files(services) == []
 
 
-def test_long_file_name_is_shortened_and_keeps_its_type(services):
-    result = ingest_named(services, "年" * 300 + ".md")
-    assert result.status == "added", result.error
-    assert result.file_name.endswith(".md") and len(result.file_name.encode("utf-8")) <= 200
-    assert result.file_name.startswith("年" * 60)
-    assert stored_files(services) == [f"{COLLECTION}/{result.doc_id}/{result.file_name}"]
+def test_long_file_names_are_kept_whole_and_never_collide(services):
+    """Regression: names sharing their first 200 bytes were truncated to one name and replaced each other."""
+    first = ingest_named(services, "年" * 300 + "甲.md")
+    second = ingest_named(services, "年" * 300 + "乙.md", "# 报销\n\n餐费凭发票报销。".encode())
+    assert (first.status, second.status) == ("added", "added"), (first.error, second.error)
+    assert first.file_name == "年" * 300 + "甲.md" and second.file_name == "年" * 300 + "乙.md"
+    assert services.ingestor.stats(LOCAL_ADMIN).documents == 2
+    assert len(stored_files(services)) == 2

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from pathlib import Path
+
 from conftest import SAMPLE, run_cli
 
 
@@ -100,6 +102,7 @@ def test_failed_file_is_reported_and_exit_code_is_1(kb, tmp_path):
     result = run_cli("ingest", str(bad), str(good), "--collection", "misc", "--json", env=env)
     assert result.returncode == 1
     files = {f["path"]: f for f in json.loads(result.stdout)["files"]}
+    bad, good = Path(bad.name), Path(good.name)  # results name files by their logical path
     assert files[str(bad)]["status"] == "failed" and "unsupported" in files[str(bad)]["error"]
     assert files[str(good)]["status"] == "added"
     assert "notes.xyz" in result.stderr

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from zhiku.ingest.pipeline import INTERRUPTED, Ingestor
+from conftest import assert_consistent as _assert_consistent
+from conftest import make_ingestor
+from zhiku.core.errors import IndexUnavailable, ZhikuError
+from zhiku.ingest.jobs import INTERRUPTED
 from zhiku.retrieval.index import Scope
 from zhiku.retrieval.types import LOCAL_ADMIN
-from test_crash import _assert_consistent
-from zhiku.core.errors import IndexUnavailable, ZhikuError
 
 COLLECTION = "hr"
 
@@ -76,9 +77,9 @@ class Index:
         self.inner.upsert(chunks, dense, sparse)
 
 
-def _ingestor(services, embedder, index) -> Ingestor:
-    return Ingestor(index, embedder, services.store, services.settings.files_dir,
-                    chunk_tokens=60, chunk_overlap=10, batch_size=3)
+def _ingestor(services, embedder, wrap_index=None):
+    return make_ingestor(services, embedder=embedder, wrap_index=wrap_index, chunk_tokens=60, chunk_overlap=10,
+                         batch_size=3)
 
 
 def test_files_share_batches_and_each_batch_is_written_while_the_next_is_embedded(services, tmp_path):
@@ -86,8 +87,8 @@ def test_files_share_batches_and_each_batch_is_written_while_the_next_is_embedde
     embedder = Embedder(services.embedder)
     overlapped = []
     # the first write waits until the second batch is being embedded: a run without overlap would stall here
-    index = Index(services.index, before_first_upsert=lambda: overlapped.append(embedder.started[1].wait(60)))
-    ingestor = _ingestor(services, embedder, index)
+    ingestor = _ingestor(services, embedder, lambda inner: Index(
+        inner, before_first_upsert=lambda: overlapped.append(embedder.started[1].wait(60))))
     reports = []
     results = ingestor.ingest_paths([tmp_path / "docs"], COLLECTION, LOCAL_ADMIN,
                                     lambda p: reports.append((p, threading.current_thread())))
@@ -99,13 +100,14 @@ def test_files_share_batches_and_each_batch_is_written_while_the_next_is_embedde
         assert r.chunks >= 2 and services.index.count(Scope([COLLECTION], [r.doc_id])) == r.chunks
     assert all(len(batch) == 3 for batch in embedder.batches[:-1])  # full batches across file boundaries
     assert any(len({m for t in batch for m in re.findall(r"\b(p\d)\b", t)}) > 1 for batch in embedder.batches)
+    [index] = ingestor.wrapped.values()
     assert set(index.threads) == {"zhiku-upsert_0"}
     # progress and job records stay on the caller's thread, per file in order of stages
     assert {thread for _, thread in reports} == {threading.main_thread()}
     for r in results:
         mine = [p for p, _ in reports if p.file_name == r.file_name]
         stages = [p.stage for p in mine]
-        assert stages[:2] == ["queued", "parsing"] and stages[-1] == "indexed" and "embedding" in stages
+        assert stages[0] == "parsing" and stages[-1] == "indexed" and "embedding" in stages
         done = [p.done for p in mine if p.stage == "embedding"]
         assert done == sorted(done) and all(p.total == r.chunks for p in mine if p.stage == "embedding")
         assert (mine[-1].done, mine[-1].total) == (r.chunks, r.chunks)
@@ -115,48 +117,50 @@ def test_files_share_batches_and_each_batch_is_written_while_the_next_is_embedde
 def test_a_file_that_fails_in_a_shared_batch_fails_alone_and_leaves_nothing(services, tmp_path):
     _write(tmp_path / "docs", ["a.md", "b.md", "c.md", "d.md", "e.md"])
     ingestor = _ingestor(services, Embedder(services.embedder, fail_on="Rule 4 of b"),
-                         Index(services.index, fail_on="d.md"))
+                         lambda inner: Index(inner, fail_on="d.md"))
     results = {r.file_name: r for r in ingestor.ingest_paths([tmp_path / "docs"], COLLECTION, LOCAL_ADMIN)}
 
     assert {n: r.status for n, r in results.items()} == {
         "a.md": "added", "b.md": "failed", "c.md": "added", "d.md": "failed", "e.md": "added"}
     assert "embedding model failed" in results["b.md"].error and "refused the write" in results["d.md"].error
     assert services.index.count(Scope([COLLECTION], file_names=["b.md", "d.md"])) == 0
-    jobs = {j.file_name: j for j in services.store.jobs()}
-    assert jobs["b.md"].status == jobs["d.md"].status == "failed"
+    jobs = {j.path: j for j in services.store.jobs()}
+    assert jobs["b.md"].state == jobs["d.md"].state == "failed"
     _assert_consistent(services)
 
 
-def test_same_name_or_same_bytes_twice_in_one_run_settle_as_one_after_another(services, tmp_path):
-    """Regression guard: files started ahead must not skip the replacement or embed a document twice."""
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    (tmp_path / "c").mkdir()
+def test_same_path_twice_in_one_run_settles_in_order_and_same_bytes_elsewhere_is_its_own_document(services, tmp_path):
+    """Regression guard: two versions of one path in flight must apply in order; a copy elsewhere is kept."""
+    for folder in "abc":
+        (tmp_path / folder).mkdir()
     (tmp_path / "a" / "policy.md").write_text("# Leave\n\nEmployees get 10 days of annual leave.", encoding="utf-8")
     (tmp_path / "b" / "policy.md").write_text("# Leave\n\nEmployees get 12 days of annual leave.", encoding="utf-8")
     (tmp_path / "c" / "same.md").write_bytes((tmp_path / "b" / "policy.md").read_bytes())
     embedder = Embedder(services.embedder)
-    ingestor = _ingestor(services, embedder, services.index)
+    ingestor = _ingestor(services, embedder)
     results = ingestor.ingest_paths([tmp_path / "a", tmp_path / "b", tmp_path / "c"], COLLECTION, LOCAL_ADMIN)
 
-    assert [r.status for r in results] == ["added", "updated", "unchanged"]
-    assert results[2].doc_id == results[1].doc_id
-    assert [d.doc_id for d in ingestor.documents(LOCAL_ADMIN)] == [results[1].doc_id]
-    assert sum(len(b) for b in embedder.batches) == results[0].chunks + results[1].chunks
-    _assert_consistent(services, replaced={results[0].doc_id})
+    assert [(r.path, r.status) for r in results] == [("policy.md", "added"), ("policy.md", "updated"),
+                                                     ("same.md", "added")]
+    assert results[0].doc_id == results[1].doc_id != results[2].doc_id
+    docs = {d.path: d for d in ingestor.documents(LOCAL_ADMIN)}
+    assert sorted(docs) == ["policy.md", "same.md"]
+    hits = services.index.chunks(Scope([COLLECTION], [results[1].doc_id]))
+    assert [h.text for h in hits] and all("12 days" in h.text for h in hits)
+    _assert_consistent(services)
 
 
 def test_interrupted_run_leaves_nothing_half_written_and_a_rerun_completes(services, tmp_path):
     paths = _write(tmp_path / "docs", [f"p{i}.md" for i in range(5)])
-    ingestor = _ingestor(services, Embedder(services.embedder, interrupt_at=3), services.index)
+    ingestor = _ingestor(services, Embedder(services.embedder, interrupt_at=3))
     with pytest.raises(KeyboardInterrupt):
         ingestor.ingest_paths([tmp_path / "docs"], COLLECTION, LOCAL_ADMIN)
 
     indexed = _assert_consistent(services)
     assert 0 < len(indexed) < len(paths)
-    failed = [j for j in services.store.jobs() if j.status == "failed"]
+    failed = [j for j in services.store.jobs() if j.state == "failed"]
     assert failed and all(j.error == f"{INTERRUPTED} (KeyboardInterrupt)" for j in failed)
-    again = _ingestor(services, services.embedder, services.index).ingest_paths(
+    again = _ingestor(services, services.embedder).ingest_paths(
         [tmp_path / "docs"], COLLECTION, LOCAL_ADMIN)
     assert sorted(r.status for r in again) == sorted(["unchanged"] * len(indexed) + ["added"] * (5 - len(indexed)))
     assert len(_assert_consistent(services)) == len(paths)

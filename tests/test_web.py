@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
 import sys
 import time
+import threading
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from conftest import ROOT
+from fake_ollama import FakeOllama
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -27,15 +31,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def app_url(tmp_path):
-    """`streamlit run app.py` on a free port with an empty data dir."""
+@contextlib.contextmanager
+def _serve_app(tmp_path: Path, ollama_host: str | None = None, extra_env: dict | None = None):
+    """`streamlit run app.py` on a free port with an empty data dir; the repo's .streamlit/config.toml applies."""
     port = _free_port()
-    env = {**os.environ, "ZHIKU_DATA_DIR": str(tmp_path / "data")}
+    env = {**os.environ, "ZHIKU_DATA_DIR": str(tmp_path / "data"), **(extra_env or {})}
     env.pop("OLLAMA_HOST", None)
+    if ollama_host:
+        env["OLLAMA_HOST"] = ollama_host
+    # cwd is not the repo: Streamlit must still find the config shipped next to app.py
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+         "--server.port", str(port), "--server.address", "127.0.0.1"],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
@@ -49,9 +56,22 @@ def app_url(tmp_path):
     else:
         proc.kill()
         pytest.fail("streamlit did not start: " + proc.stdout.read().decode(errors="replace")[-2000:])
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=20)
+
+
+@pytest.fixture
+def app_url(tmp_path):
+    """The web app without Ollama (extractive answers)."""
+    with _serve_app(tmp_path) as url:
+        yield url
 
 
 @pytest.fixture
@@ -107,3 +127,105 @@ def test_sample_upload_ask_and_open_citation(app_url, page, tmp_path):
     third = page.get_by_test_id("stChatMessage").nth(5)
     third.get_by_text("cafeteria.md").first.wait_for(timeout=60_000)
     third.get_by_text("7:30").first.wait_for(timeout=10_000)
+
+
+class _Counter(BaseHTTPRequestHandler):
+    """Counts every request: any hit means the browser fetched something a document or a model named."""
+
+    def do_GET(self):
+        self.server.hits.append(self.path)
+        self.send_response(200)
+        self.send_header("Content-Type", "image/gif")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_HEAD = do_POST = do_GET
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def leak_server():
+    """An HTTP server on 127.0.0.1 that records the paths it is asked for."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Counter)
+    server.hits = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _payloads(origin: str, tag: str) -> str:
+    """Every way Markdown or HTML can make a browser fetch (or link to) a URL, each naming its own path."""
+    return (f"![x]({origin}/leak-{tag}-image) <img src=\"{origin}/leak-{tag}-html\"> ![y][{tag}ref] "
+            f"<{origin}/leak-{tag}-autolink> {origin}/leak-{tag}-literal www.example.com/leak-{tag}-www")
+
+
+def _elements_naming(page, marker: str) -> list[str]:
+    """Elements whose href, src or srcset contains marker."""
+    return page.evaluate(
+        "m => [...document.querySelectorAll('[href],[src],[srcset]')].map(e => e.outerHTML)"
+        ".filter(h => h.includes(m))", marker)
+
+
+def test_untrusted_text_makes_the_browser_fetch_nothing(tmp_path, page, leak_server):
+    """Regression: answers, captions, alerts and expander labels rendered images named by documents and models."""
+    origin = f"http://127.0.0.1:{leak_server.server_address[1]}"
+    # a file name holds no "/" (and the upload cuts it at "\\"): it can still name a URL on the app's own server
+    doc = tmp_path / "travel ![n](leak-name-image) <img src=leak-name-html>.md"
+    doc.write_text(
+        f"# Travel desk ![h]({origin}/leak-heading-image)\n\n"
+        f"The travel desk books hotels up to 500 yuan per night {_payloads(origin, 'doc')}\n\n"
+        f"[docref]: {origin}/leak-doc-reference\n",
+        encoding="utf-8",
+    )
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    with FakeOllama(models=["qwen2.5:7b-instruct"]) as fake, _serve_app(tmp_path, fake.host) as url:
+        fake.reply = lambda body: (f"The travel desk books hotels up to 500 yuan per night [1]. "
+                                   f"{_payloads(origin, 'reply')}\n\n[replyref]: {origin}/leak-reply-reference\n")
+        page.goto(url)
+        page.get_by_text("Answers by Ollama").wait_for(timeout=60_000)
+        page.locator("input[type=file]").set_input_files(str(doc))  # the upload panel is open while empty
+        page.get_by_role("button", name="Index these files").click(timeout=30_000)
+        page.get_by_text("1 documents").wait_for(timeout=120_000)
+
+        _ask(page, "How much does the travel desk allow for hotels per night?")
+        reply = page.get_by_test_id("stChatMessage").nth(1)
+        reply.get_by_test_id("stExpander").first.wait_for(timeout=60_000)
+        assert "500 yuan per night [1]" in reply.inner_text()
+
+        # Ollama fails with a message of its own: the notice and the extractive answer show document text
+        fake.fail, fake.error_message = "http500", f"model crashed {_payloads(origin, 'notice')}"
+        _ask(page, "What does the travel desk book for hotels per night in yuan?")
+        fallback = page.get_by_test_id("stChatMessage").nth(3)
+        fallback.get_by_text("Extractive answer").wait_for(timeout=60_000)
+        fallback.get_by_test_id("stExpander").first.wait_for(timeout=60_000)
+        page.wait_for_function("document.querySelectorAll('[data-stale=\"true\"]').length === 0", timeout=30_000)
+        for expander in page.get_by_test_id("stExpander").all():
+            expander.locator("summary").click()
+        page.wait_for_timeout(1000)
+        assert "500 yuan" in fallback.inner_text() and "model crashed" in fallback.inner_text()
+        label = fallback.get_by_test_id("stExpander").first.locator("summary").inner_text()
+        links = _elements_naming(page, "leak-")
+        page.reload()  # the sidebar now shows Ollama's problem, and the document list its file name
+        page.get_by_text("Documents (1)").click(timeout=60_000)
+        page.get_by_text("model crashed").first.wait_for(timeout=30_000)
+        page.wait_for_timeout(2000)
+        links += _elements_naming(page, "leak-")
+    assert leak_server.hits == [], f"the browser fetched {leak_server.hits}"
+    assert [u for u in requests if "leak-" in u] == [], "a file name made the browser fetch from the app"
+    assert links == [], "untrusted URLs must show as plain text, not links"
+    foreign = [u for u in requests if not u.startswith((url, "data:", "blob:"))]
+    assert foreign == [], f"the browser reached beyond the app: {foreign}"
+    assert f"{doc.name}" in label, "the file name shows literally"
+
+
+def test_employees_see_no_developer_toolbar(app_url, page):
+    """The shipped .streamlit/config.toml (toolbarMode viewer) hides Deploy, even on localhost."""
+    page.goto(app_url)
+    page.get_by_text("知库 zhiku").first.wait_for(timeout=60_000)
+    page.get_by_test_id("stToolbar").wait_for(timeout=30_000)
+    assert page.get_by_test_id("stAppDeployButton").count() == 0

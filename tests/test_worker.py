@@ -89,7 +89,7 @@ def test_worker_is_started_once_per_run(pool):
 
 
 def test_ingestion_run_reports_hostile_files_and_indexes_the_rest(services, tmp_path):
-    from zhiku.ingest.pipeline import Ingestor
+    from conftest import make_ingestor
 
     folder = tmp_path / "docs"
     folder.mkdir()
@@ -97,8 +97,7 @@ def test_ingestion_run_reports_hostile_files_and_indexes_the_rest(services, tmp_
     (folder / "segv.md").write_text("# Crash\n\nnever parsed", encoding="utf-8")
     (folder / "sleep.md").write_text("# Hang\n\nnever parsed", encoding="utf-8")
     (folder / "zz_remote.md").write_text("# Remote\n\nTwo days a week from home.", encoding="utf-8")
-    ingestor = Ingestor(services.index, services.embedder, services.store, services.settings.files_dir,
-                        parse=HOSTILE, parse_timeout=3)
+    ingestor = make_ingestor(services, parse=HOSTILE, parse_timeout=3)
     stages = []
     results = ingestor.ingest_paths([folder], "default", LOCAL_ADMIN, stages.append)
     by_name = {r.file_name: r for r in results}
@@ -106,8 +105,8 @@ def test_ingestion_run_reports_hostile_files_and_indexes_the_rest(services, tmp_
     assert by_name["leave.md"].status == by_name["zz_remote.md"].status == "added"
     assert by_name["segv.md"].status == "failed" and "SIGSEGV" in by_name["segv.md"].error
     assert by_name["sleep.md"].status == "failed" and "longer than 3 s" in by_name["sleep.md"].error
-    jobs = {j.file_name: j for j in services.store.jobs()}
-    assert jobs["sleep.md"].status == "failed" and "longer than 3 s" in jobs["sleep.md"].error
-    assert jobs["zz_remote.md"].status == "indexed" and jobs["zz_remote.md"].pid == os.getpid()
-    assert {p.stage for p in stages} >= {"queued", "parsing", "embedding", "indexed", "failed"}
+    jobs = {j.path: j for j in services.store.jobs()}
+    assert jobs["sleep.md"].state == "failed" and "longer than 3 s" in jobs["sleep.md"].error
+    assert jobs["zz_remote.md"].result == "added" and jobs["zz_remote.md"].owner.split(":")[1] == str(os.getpid())
+    assert {p.stage for p in stages} >= {"parsing", "embedding", "indexed", "failed"}
     assert services.ingestor.stats(LOCAL_ADMIN).documents == 2

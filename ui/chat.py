@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import html
-
 import streamlit as st
 
+from zhiku.ui import safe
 from zhiku.ui.sidebar import current_user
 from zhiku.services import Services
 
 PLACEHOLDER = "Ask a question · 用中文或英文提问"
-
-
-def _highlight(text: str, quote: str) -> str:
-    """The passage as HTML with the quoted part marked."""
-    safe = html.escape(text).replace("\n", "<br>")
-    for part in filter(None, (q.strip() for q in quote.splitlines())):
-        escaped = html.escape(part)
-        if escaped and escaped in safe:
-            safe = safe.replace(escaped, f"<mark>{escaped}</mark>", 1)
-    return safe
 
 
 def render_citations(citations: list[dict], key: str) -> None:
@@ -29,21 +18,18 @@ def render_citations(citations: list[dict], key: str) -> None:
     st.caption("Sources · 来源")
     for c in citations:
         page = f" · p.{c['page']}" if c.get("page") is not None else ""
-        with st.expander(f"[{c['n']}] {c['file_name']}{page}"):
+        with st.expander(safe.plain(f"[{c['n']}] {c['file_name']}{page}")):
             if c.get("heading"):
-                st.caption(c["heading"])
-            st.markdown(
-                f"<div class='zhiku-passage'>{_highlight(c['text'], c.get('quote', ''))}</div>",
-                unsafe_allow_html=True,
-            )
-            st.caption(f"{c.get('collection', '')} · doc {c['doc_id'][:12]}")
+                st.caption(safe.plain(c["heading"]))
+            st.markdown(safe.passage_html(c["text"], c.get("quote", "")), unsafe_allow_html=True)
+            st.caption(safe.plain(f"{c.get('collection', '')} · doc {c['doc_id'][:12]}"))
 
 
 def _show(message: dict, index: int) -> None:
     with st.chat_message(message["role"]):
-        st.markdown(message["content"])
+        safe.show_markdown(message["content"])
         if message.get("notice"):
-            st.caption(f"⚠️ {message['notice']}")
+            st.caption("⚠️ " + safe.plain(message["notice"]))
         render_citations(message.get("citations", []), key=f"m{index}")
 
 
@@ -73,14 +59,14 @@ def render(services: Services) -> None:
             for event in services.answers.stream(question, current_user(), history):
                 if event.kind == "delta":
                     shown += event.text
-                    placeholder.markdown(shown + "▌")
+                    safe.show_markdown(shown + "▌", placeholder)
                 elif event.kind == "reset":
                     shown = ""
                 elif event.kind == "done":
                     answer = event.answer
-            placeholder.markdown(answer.text)
+            safe.show_markdown(answer.text, placeholder)
             if answer.notice:
-                st.caption(f"⚠️ {answer.notice}")
+                st.caption("⚠️ " + safe.plain(answer.notice))
             citations = [c.to_dict() for c in answer.citations]
             render_citations(citations, key=f"m{len(messages)}")
         messages.append(

@@ -24,9 +24,18 @@ def _services():
 
     services = build_services(load_settings())
     try:
+        try:
+            services.worker.recover()  # finish or roll back what a killed process left, before anything else
+        except ZhikuError as e:
+            logging.getLogger("zhiku").warning("could not resume interrupted jobs: %s", e)
         yield services
     finally:
         services.close()
+
+
+def _acting(services, args):
+    """The user a command acts as: --user NAME, or the local admin (whoever runs the CLI on the server)."""
+    return services.accounts.acting_user(getattr(args, "user", None))
 
 
 @contextmanager
@@ -63,7 +72,7 @@ def _progress_bar(enabled: bool):
 def cmd_ingest(args) -> int:
     with _services() as s, _progress_bar(not args.json and sys.stderr.isatty()) as progress:
         results = s.ingestor.ingest_paths(
-            args.paths, args.collection or s.settings.default_collection, LOCAL_ADMIN, progress
+            args.paths, args.collection or s.settings.default_collection, _acting(s, args), progress
         )
     if args.json:
         _print_json({"files": [r.to_dict() for r in results]})
@@ -82,7 +91,7 @@ def cmd_ingest(args) -> int:
 def cmd_search(args) -> int:
     with _services() as s:
         collections = [args.collection] if args.collection else None
-        hits = s.searcher.search(args.query, LOCAL_ADMIN, k=args.k, collections=collections, mode=args.mode)
+        hits = s.searcher.search(args.query, _acting(s, args), k=args.k, collections=collections, mode=args.mode)
     if args.json:
         _print_json({"hits": [h.to_dict() for h in hits]})
     else:
@@ -97,12 +106,13 @@ def cmd_search(args) -> int:
 def cmd_ask(args) -> int:
     with _services() as s:
         collections = [args.collection] if args.collection else None
+        user = _acting(s, args)
         if args.json:
-            answer = s.answers.ask(args.question, LOCAL_ADMIN, collections=collections)
+            answer = s.answers.ask(args.question, user, collections=collections)
             _print_json(answer.to_dict())
             return 0
         answer = None
-        for event in s.answers.stream(args.question, LOCAL_ADMIN, collections=collections):
+        for event in s.answers.stream(args.question, user, collections=collections):
             if event.kind == "delta":
                 print(event.text, end="", flush=True)
             elif event.kind == "reset":
@@ -173,8 +183,8 @@ def cmd_chat(args) -> int:
 
 def cmd_stats(args) -> int:
     with _services() as s:
-        stats = s.ingestor.stats(LOCAL_ADMIN)
-        backend = s.index.backend
+        stats = s.ingestor.stats(_acting(s, args))
+        backend = "qdrant-server" if s.settings.qdrant_url else "qdrant-edge"
     data = {"documents": stats.documents, "chunks": stats.chunks, "collections": stats.collections}
     if args.json:
         _print_json(data)
@@ -187,27 +197,71 @@ def cmd_stats(args) -> int:
 
 def cmd_delete(args) -> int:
     with _services() as s:
-        removed = s.ingestor.delete(args.key, LOCAL_ADMIN, args.collection)
+        removed = s.ingestor.delete(args.key, _acting(s, args), args.collection)
     if args.json:
-        _print_json({"deleted": [{"doc_id": d.doc_id, "file_name": d.file_name, "collection": d.collection,
-                                  "chunks": d.chunks} for d in removed]})
+        _print_json({"deleted": [{"doc_id": d.id, "file_name": d.file_name, "path": d.path,
+                                  "collection": d.collection, "chunks": d.chunks} for d in removed]})
     else:
         for d in removed:
-            print(f"deleted {d.file_name} ({d.collection}, {d.chunks} chunks)")
+            print(f"deleted {d.path} ({d.collection}, {d.chunks} chunks)")
     return 0
 
 
 def cmd_reindex(args) -> int:
     with _services() as s, _progress_bar(not args.json and sys.stderr.isatty()) as progress:
-        results = s.ingestor.reindex(LOCAL_ADMIN, progress)
+        job = s.ingestor.reindex(_acting(s, args), progress)
+        documents, chunks, _ = s.store.stats()
+    ok = job.state == "done"
+    if args.json:
+        _print_json({"status": job.state, "documents": documents, "chunks": chunks, "error": job.error})
+    elif ok:
+        print(f"re-indexed {documents} documents ({chunks} chunks)")
+    if not ok:
+        print(f"zhiku: re-index failed: {job.error}", file=sys.stderr)
+    return 0 if ok else 1
+
+
+def cmd_recover(args) -> int:
+    """Move a damaged SQLite catalogue aside and rebuild it from the stored originals."""
+    import time as _time
+
+    from zhiku.core.errors import StoreUnavailable
+    from zhiku.ingest.pipeline import restore_catalogue
+    from zhiku.services import build_services
+
+    settings = load_settings()
+    try:
+        services = build_services(settings)
+    except StoreUnavailable:
+        if settings.database_url:
+            raise ZhikuError("the PostgreSQL catalogue is unreadable: restore it from a backup, or point "
+                             "ZHIKU_DATABASE_URL at an empty database and run `zhiku recover` again") from None
+        aside = settings.db_path.with_name(f"zhiku.db.damaged-{int(_time.time())}")
+        for suffix in ("", "-wal", "-shm"):
+            source = settings.db_path.with_name(settings.db_path.name + suffix)
+            if source.exists():
+                source.rename(aside.with_name(aside.name + suffix))
+        print(f"moved the damaged database to {aside}", file=sys.stderr)
+        services = build_services(settings)
+    try:
+        results = restore_catalogue(services.ingestor, LOCAL_ADMIN)
+        if not settings.qdrant_url and settings.index_dir.is_dir():  # shards the lost catalogue pointed at
+            from zhiku.ingest.generations import drop_edge_shard
+
+            known = {g.name for g in services.store.generations()}
+            for shard in settings.index_dir.iterdir():
+                if shard.is_dir() and shard.name not in known:
+                    drop_edge_shard(settings.index_dir, shard.name)
+    finally:
+        services.close()
     if args.json:
         _print_json({"files": [r.to_dict() for r in results]})
     else:
-        print(f"re-indexed {sum(r.status != 'failed' for r in results)} documents")
-    failed = [r for r in results if r.status == "failed"]
-    for r in failed:
-        print(f"zhiku: {r.path}: {r.error}", file=sys.stderr)
-    return 1 if failed else 0
+        print(f"recovered {sum(r.status != 'failed' for r in results)} of {len(results)} documents")
+    for r in results:
+        if r.status == "failed":
+            print(f"zhiku: {r.path}: {r.error}", file=sys.stderr)
+    return 1 if any(r.status == "failed" for r in results) else 0
 
 
 def cmd_eval(args) -> int:
@@ -298,6 +352,131 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def _password(args) -> str | None:
+    """The password piped in with --password-stdin (first line), or None to generate one."""
+    if not args.password_stdin:
+        return None
+    line = sys.stdin.readline().rstrip("\r\n")
+    if not line:
+        raise ZhikuError("--password-stdin read an empty line: pipe the password in, e.g. "
+                         "`printf '%s\\n' \"$PASS\" | zhiku user add NAME --password-stdin`")
+    return line
+
+
+def _names(values: list[str] | None) -> list[str]:
+    """Group names from repeated and comma-separated options."""
+    return [n.strip() for v in values or [] for n in v.split(",") if n.strip()]
+
+
+def _when(stamp: float) -> str:
+    import time as _time
+
+    return _time.strftime("%Y-%m-%d %H:%M:%S", _time.localtime(stamp))
+
+
+def cmd_user_add(args) -> int:
+    with _services() as s:
+        account, generated = s.accounts.add_user(_acting(s, args), args.name, _password(args),
+                                                 groups=_names(args.group), admin=args.admin, email=args.email)
+    if args.json:
+        _print_json({"user": account.to_dict(), "password": generated})
+    else:
+        groups = ", ".join(account.groups) or "none"
+        print(f"created {'admin' if account.is_admin else 'user'} {account.name} (groups: {groups})")
+        if generated:
+            print(f"one-time password: {generated}  (shown only now: hand it over, then `zhiku user passwd`)")
+    return 0
+
+
+def cmd_user_list(args) -> int:
+    with _services() as s:
+        accounts = s.accounts.users(_acting(s, args))
+    if args.json:
+        _print_json({"users": [a.to_dict() for a in accounts]})
+    else:
+        for a in accounts:
+            flags = " ".join(f for f, on in (("admin", a.is_admin), ("disabled", a.disabled)) if on)
+            print(f"{a.name:24} {flags:15} groups: {', '.join(a.groups) or '-'}")
+    return 0
+
+
+def cmd_user_passwd(args) -> int:
+    with _services() as s:
+        generated = s.accounts.reset_password(_acting(s, args), args.name, _password(args))
+    if args.json:
+        _print_json({"user": args.name, "password": generated})
+    else:
+        print(f"new password for {args.name}" + (f": {generated}  (shown only now)" if generated else " set"))
+        print("its signed-in browsers were signed out")
+    return 0
+
+
+def cmd_user_enable(args) -> int:
+    disabled = args.command_name == "disable"
+    with _services() as s:
+        account = s.accounts.set_disabled(_acting(s, args), args.name, disabled)
+    if args.json:
+        _print_json({"user": account.to_dict()})
+    else:
+        print(f"{'disabled' if disabled else 'enabled'} {account.name}")
+    return 0
+
+
+def cmd_user_groups(args) -> int:
+    with _services() as s:
+        account = s.accounts.set_groups(_acting(s, args), args.name, _names(args.group))
+    if args.json:
+        _print_json({"user": account.to_dict()})
+    else:
+        print(f"{account.name}: groups {', '.join(account.groups) or 'none'}")
+    return 0
+
+
+def cmd_collection_create(args) -> int:
+    with _services() as s:
+        access, created = s.accounts.create_collection(_acting(s, args), args.name, _names(args.read),
+                                                       _names(args.write))
+    if args.json:
+        _print_json({"collection": access.to_dict(), "created": created})
+    else:
+        print(f"{'created' if created else 'updated'} {access.name}: read {', '.join(access.read) or '-'}; "
+              f"write {', '.join(access.write) or '-'}")
+    return 0
+
+
+def cmd_collection_list(args) -> int:
+    with _services() as s:
+        user = _acting(s, args)
+        collections = s.accounts.collections(user)
+        _, _, counts = s.store.stats([c.name for c in collections])
+    if args.json:
+        _print_json({"collections": [{**c.to_dict(), "documents": counts.get(c.name, 0)} for c in collections]})
+    else:
+        if not collections:
+            print("no collections")
+        for c in collections:
+            print(f"{c.name:24} {counts.get(c.name, 0):6} documents  read: {', '.join(c.read) or '-'}  "
+                  f"write: {', '.join(c.write) or '-'}")
+    return 0
+
+
+def cmd_audit(args) -> int:
+    with _services() as s:
+        entries = s.accounts.audit_log(_acting(s, args), limit=args.limit or None, who=args.actor,
+                                       action=args.action)
+    if args.json:
+        _print_json({"entries": [e.to_dict() for e in entries]})
+    else:
+        for e in entries:
+            print("  ".join(x for x in (_when(e.at), e.actor, e.action, e.target or "", e.detail or "",
+                                        e.address or "") if x))
+    return 0
+
+
+def _add_user_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--user", metavar="NAME", help="act as this account (default: the local admin)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zhiku", description="zhiku (知库): a private knowledge base with cited answers")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
@@ -307,6 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+")
     p.add_argument("--collection", help="collection to put the documents in")
     p.add_argument("--json", action="store_true")
+    _add_user_option(p)
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("search", help="find passages")
@@ -315,22 +495,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--collection")
     p.add_argument("--mode", choices=("hybrid", "dense", "sparse"), default="hybrid")
     p.add_argument("--json", action="store_true")
+    _add_user_option(p)
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser("ask", help="answer a question with citations")
     p.add_argument("question")
     p.add_argument("--collection")
     p.add_argument("--json", action="store_true")
+    _add_user_option(p)
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("stats", help="documents, chunks and collections")
     p.add_argument("--json", action="store_true")
+    _add_user_option(p)
     p.set_defaults(func=cmd_stats)
 
-    p = sub.add_parser("delete", help="delete a document by id or file name")
-    p.add_argument("key", metavar="DOC_ID_OR_FILE_NAME")
+    p = sub.add_parser("delete", help="delete a document by id, path or file name")
+    p.add_argument("key", metavar="DOC_ID_OR_PATH")
     p.add_argument("--collection")
     p.add_argument("--json", action="store_true")
+    _add_user_option(p)
     p.set_defaults(func=cmd_delete)
 
     p = sub.add_parser("chat", help="answer questions from stdin, one a line, as one conversation")
@@ -349,9 +533,70 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("reindex", help="re-parse and re-embed every stored document")
+    p = sub.add_parser("recover", help="rebuild a damaged or lost catalogue from the stored originals")
     p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_recover)
+
+    p = sub.add_parser("reindex", help="rebuild the index from the stored originals (the old one serves meanwhile)")
+    p.add_argument("--json", action="store_true")
+    _add_user_option(p)
     p.set_defaults(func=cmd_reindex)
+
+    p = sub.add_parser("user", help="accounts: add, list, reset passwords, disable, assign groups (admins)")
+    users = p.add_subparsers(dest="command_name", required=True)
+    q = users.add_parser("add", help="create an account (a one-time password is printed unless piped in)")
+    q.add_argument("name")
+    q.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    q.add_argument("--group", action="append", metavar="G", help="a group to join (repeat, or G1,G2)")
+    q.add_argument("--admin", action="store_true", help="administers users, collections, documents and the index")
+    q.add_argument("--email", help="the e-mail address a single sign-on identity maps to this account")
+    q.add_argument("--json", action="store_true")
+    _add_user_option(q)
+    q.set_defaults(func=cmd_user_add)
+    q = users.add_parser("list", help="every account with its groups")
+    q.add_argument("--json", action="store_true")
+    _add_user_option(q)
+    q.set_defaults(func=cmd_user_list)
+    q = users.add_parser("passwd", help="reset a password (its browsers are signed out)")
+    q.add_argument("name")
+    q.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    q.add_argument("--json", action="store_true")
+    _add_user_option(q)
+    q.set_defaults(func=cmd_user_passwd)
+    for verb, text in (("disable", "disable an account (its browsers are signed out)"), ("enable", "enable an account")):
+        q = users.add_parser(verb, help=text)
+        q.add_argument("name")
+        q.add_argument("--json", action="store_true")
+        _add_user_option(q)
+        q.set_defaults(func=cmd_user_enable)
+    q = users.add_parser("groups", help="replace an account's groups")
+    q.add_argument("name")
+    q.add_argument("--group", action="append", metavar="G", help="a group (repeat, or G1,G2); none: no groups")
+    q.add_argument("--json", action="store_true")
+    _add_user_option(q)
+    q.set_defaults(func=cmd_user_groups)
+
+    p = sub.add_parser("collection", help="collections and the groups that may read and write them (admins)")
+    colls = p.add_subparsers(dest="command_name", required=True)
+    q = colls.add_parser("create", help="create a collection, or replace its groups")
+    q.add_argument("name")
+    q.add_argument("--read", action="append", required=True, metavar="G[,G...]", help="groups that may read it")
+    q.add_argument("--write", action="append", metavar="G[,G...]", help="groups that may upload and delete")
+    q.add_argument("--json", action="store_true")
+    _add_user_option(q)
+    q.set_defaults(func=cmd_collection_create)
+    q = colls.add_parser("list", help="collections with their groups and document counts")
+    q.add_argument("--json", action="store_true")
+    _add_user_option(q)
+    q.set_defaults(func=cmd_collection_list)
+
+    p = sub.add_parser("audit", help="the audit log, newest first (admins)")
+    p.add_argument("--limit", type=int, default=200, help="entries to show (0: all)")
+    p.add_argument("--actor", metavar="NAME", help="only what this account did")
+    p.add_argument("--action", help="only this action, e.g. login.failed, upload, delete, denied")
+    p.add_argument("--json", action="store_true")
+    _add_user_option(p)
+    p.set_defaults(func=cmd_audit)
     return parser
 
 

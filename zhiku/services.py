@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
+from zhiku.accounts import Accounts
+from zhiku.core.errors import ZhikuError
+from zhiku.core.settings import Settings
+from zhiku.ingest.generations import Generations, drop_edge_shard
+from zhiku.ingest.jobs import JobWorker, WorkerOptions
+from zhiku.ingest.originals import Originals
 from zhiku.ingest.pipeline import Ingestor
+from zhiku.ingest.worker import ParseLimits, WorkerConfig
 from zhiku.retrieval.answer import AnswerService
 from zhiku.retrieval.edge import EdgeIndex
 from zhiku.retrieval.embeddings import E5Embedder, Embedder, OllamaEmbedder
-from zhiku.retrieval.index import Index, QdrantIndex
+from zhiku.retrieval.index import ActiveIndex, Index, QdrantIndex
 from zhiku.retrieval.llm import OllamaChat
 from zhiku.retrieval.rerank import build_reranker
 from zhiku.retrieval.search import Searcher
 from zhiku.retrieval.translate import Translator
-from zhiku.core.errors import ZhikuError
-from zhiku.core.settings import Settings
-from zhiku.store import AppStore
+from zhiku.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -28,22 +37,32 @@ class Services:
     settings: Settings
     index: Index
     embedder: Embedder
-    store: AppStore
+    store: Store
     ingestor: Ingestor
     searcher: Searcher
     answers: AnswerService
+    generations: Generations
+    worker: JobWorker
+    accounts: Accounts
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
 
-    def close(self) -> None:
-        """Release the index and the database."""
-        self.index.close()
+    def start_worker(self) -> None:
+        """Run the job worker in a background thread (the web app does; the CLI works in its own thread)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self.worker.serve, args=(self._stop,), daemon=True,
+                                            name="zhiku-job-worker")
+            self._thread.start()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop the worker and release the index and the database."""
+        self._stop.set()
+        self.worker.stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.worker.close()
+        self.generations.close()
         self.store.close()
-
-
-def build_index(settings: Settings) -> Index:
-    """A Qdrant server when QDRANT_URL is set, otherwise the embedded index under the data dir."""
-    if settings.qdrant_url:
-        return QdrantIndex(settings.index_name, url=settings.qdrant_url, api_key=settings.qdrant_api_key)
-    return EdgeIndex(settings.index_dir / settings.index_name)
 
 
 def build_embedder(settings: Settings, llm: OllamaChat | None) -> Embedder:
@@ -60,6 +79,47 @@ def build_embedder(settings: Settings, llm: OllamaChat | None) -> Embedder:
     )
 
 
+def build_generations(settings: Settings, store: Store, embedder: Embedder) -> Generations:
+    """Index generations on a Qdrant server (QDRANT_URL; alias ZHIKU_INDEX) or as embedded shards."""
+    if settings.qdrant_url:
+        def open_index(name: str) -> Index:
+            return QdrantIndex(name, url=settings.qdrant_url, api_key=settings.qdrant_api_key)
+
+        def drop(name: str) -> None:
+            index = open_index(name)
+            try:
+                index.drop()
+            finally:
+                index.close()
+
+        def alias(name: str) -> None:
+            index = open_index(name)
+            try:
+                index.point_alias(settings.index_name)
+            finally:
+                index.close()
+
+        return Generations(store, open_index, drop, settings.index_name, embedder.name, embedder.dim, alias)
+    index_dir = settings.index_dir
+    return Generations(store, lambda name: EdgeIndex(index_dir / name), lambda name: drop_edge_shard(index_dir, name),
+                       settings.index_name, embedder.name, embedder.dim)
+
+
+def _pause_hook(data_dir: Path):
+    """Test hook: ZHIKU_PAUSE_AT=stage makes the worker stop at that stage (and say so in a file) for kill tests."""
+    wanted = os.environ.get("ZHIKU_PAUSE_AT")
+    if not wanted:
+        return None
+
+    def pause(stage: str) -> None:
+        if stage == wanted:
+            (data_dir / f"paused-{stage}").write_text(str(os.getpid()))
+            while True:
+                time.sleep(3600)
+
+    return pause
+
+
 def build_services(settings: Settings) -> Services:
     """Wire every service from the settings; the only place clients are constructed."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -73,25 +133,22 @@ def build_services(settings: Settings) -> Services:
             context=settings.llm_context,
         )
     embedder = build_embedder(settings, llm)
-    index = build_index(settings)
-    store = AppStore(settings.db_path)
+    store = Store.open(settings.database)
     try:
-        ingestor = Ingestor(
-            index,
-            embedder,
-            store,
-            settings.files_dir,
-            chunk_tokens=settings.chunk_tokens,
-            chunk_overlap=settings.chunk_overlap,
-            max_bytes=int(settings.max_file_mb * 1024 * 1024),
-            batch_size=settings.embed_batch_size,
-            parse_timeout=settings.parse_timeout,
-            parse_memory_mb=settings.parse_memory_mb,
-        )
+        generations = build_generations(settings, store, embedder)
+        originals = Originals(settings.files_dir, settings.data_dir)
+        config = WorkerConfig(ParseLimits(settings.parse_timeout, settings.parse_memory_mb),
+                              chunk_tokens=settings.chunk_tokens, chunk_overlap=settings.chunk_overlap)
+        worker = JobWorker(store, generations, originals, embedder, config,
+                           WorkerOptions(lease=settings.job_lease, batch_size=settings.embed_batch_size,
+                                         max_chunks=settings.max_chunks_per_file),
+                           pause=_pause_hook(settings.data_dir))
+        ingestor = Ingestor(store, generations, originals, worker, max_bytes=int(settings.max_file_mb * 1024 * 1024))
     except Exception:
-        index.close()
         store.close()
         raise
+    index = ActiveIndex(generations.active)
     searcher = Searcher(index, embedder, reranker=build_reranker(settings.reranker), translator=Translator())
     answers = AnswerService(searcher, llm, top_k=settings.top_k, context_tokens=settings.llm_context)
-    return Services(settings, index, embedder, store, ingestor, searcher, answers)
+    accounts = Accounts(store, session_hours=settings.session_hours)
+    return Services(settings, index, embedder, store, ingestor, searcher, answers, generations, worker, accounts)

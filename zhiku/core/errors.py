@@ -27,3 +27,23 @@ class NotFound(ZhikuError):
 
 class AccessDenied(ZhikuError):
     """The acting user may not read or change this collection."""
+
+
+class LoginFailed(ZhikuError):
+    """A sign-in was refused: wrong name or password, or a disabled account."""
+
+
+class LoginThrottled(LoginFailed):
+    """Too many failed sign-ins for this name or address: wait before trying again."""
+
+    def __init__(self, message: str, retry_after: float):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class StoreUnavailable(ZhikuError):
+    """The app database cannot be opened, read or migrated."""
+
+
+class DiskFull(ZhikuError):
+    """The data dir has no room left for what was asked."""

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -112,6 +114,57 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("ZHIKU_PARSE_MEMORY_MB"),
         description="Memory (address space, MB) of the process that parses one file; beyond it the file fails.",
     )
+
+    database_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("ZHIKU_DATABASE_URL"),
+        description="App database (catalogue, jobs, users): unset → SQLite at <data dir>/zhiku.db; "
+        "or PostgreSQL, e.g. postgresql+psycopg://zhiku:secret@db-host/zhiku.",
+    )
+    max_chunks_per_file: int = Field(
+        5000,
+        validation_alias=AliasChoices("ZHIKU_MAX_CHUNKS_PER_FILE"),
+        description="Files that make more passages than this are refused (5000 fits a 1,000-page document).",
+    )
+    job_lease: float = Field(
+        60.0,
+        validation_alias=AliasChoices("ZHIKU_JOB_LEASE"),
+        description="Seconds a job worker's claim lasts without a heartbeat; then another worker resumes the job.",
+    )
+
+    auth: Literal["on", "off", "auto"] = Field(
+        "auto",
+        validation_alias=AliasChoices("ZHIKU_AUTH"),
+        description="on: every browser signs in and sees only the collections its groups may read; off: "
+        "single-user mode, whoever reaches the web app acts as the local admin; auto (default): on, unless "
+        "the web server listens on localhost only (streamlit run app.py --server.address 127.0.0.1).",
+    )
+    session_hours: float = Field(
+        12.0,
+        gt=0,
+        validation_alias=AliasChoices("ZHIKU_SESSION_HOURS"),
+        description="Hours a web sign-in lasts; then the browser signs in again.",
+    )
+    admin_user: str = Field(
+        "admin",
+        validation_alias=AliasChoices("ZHIKU_ADMIN_USER"),
+        description="Name of the first admin, created at the first start with sign-in on when there is no admin.",
+    )
+    admin_password: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("ZHIKU_ADMIN_PASSWORD"),
+        description="Password of the first admin; unset: a one-time password is generated and logged once.",
+    )
+
+    @field_validator("auth", mode="before")
+    @classmethod
+    def _auth_lowercase(cls, value):
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @property
+    def database(self) -> str:
+        """The app database URL (SQLite under the data dir unless ZHIKU_DATABASE_URL is set)."""
+        return self.database_url or f"sqlite:///{self.db_path.resolve()}"
 
     @property
     def index_dir(self) -> Path:
