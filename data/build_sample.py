@@ -3,7 +3,7 @@
 Run from the repository root:
 
     python data/build_sample.py            # (re)build data/sample/
-    python data/build_sample.py --check    # rebuild, then verify data/eval/sample_qa.jsonl
+    python data/build_sample.py --check    # rebuild, then verify data/eval/*.jsonl
 
 Files written to ``data/sample/`` (beside this script):
 
@@ -34,6 +34,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 OUT_DIR = HERE / "sample"
 QA_PATH = HERE / "eval" / "sample_qa.jsonl"
+CONVERSATIONS_PATH = HERE / "eval" / "conversations.jsonl"
+SPLITS = ("tune", "heldout")  # thresholds and the ranker are tuned on "tune" only
 
 FIXED_DATE = dt.datetime(2024, 3, 1, 9, 0, 0)
 FIXED_ZIP_TIME = (2024, 3, 1, 9, 0, 0)
@@ -869,11 +871,27 @@ def check_page_counts(out_dir: Path = OUT_DIR) -> dict[str, int]:
     return counts
 
 
-def verify_qa(qa_path: Path = QA_PATH, out_dir: Path = OUT_DIR) -> collections.Counter:
+def _check_evidence(where: str, name: str, evidence: str, texts: dict, squashed: dict, errors: list) -> None:
+    """The evidence must occur exactly once in its file (exactly, for Markdown and DOCX)."""
+    if name not in texts:
+        errors.append(f"{where}: unknown file {name!r}")
+        return
+    if not 4 <= len(evidence) <= 40:
+        errors.append(f"{where}: evidence length {len(evidence)} not in 4..40")
+    occurrences = squashed[name].count(_squash(evidence))
+    if occurrences != 1:
+        errors.append(f"{where}: evidence {evidence!r} found {occurrences} times in {name}")
+    if not name.endswith(".pdf") and evidence not in texts[name]:
+        errors.append(f"{where}: evidence {evidence!r} is not an exact substring of {name}")
+
+
+def verify_qa(qa_path: Path = QA_PATH, out_dir: Path = OUT_DIR,
+              conversations_path: Path = CONVERSATIONS_PATH) -> collections.Counter:
     """Assert that every QA evidence string occurs exactly once in its file's extracted text.
 
     Comparison ignores whitespace, because PDF extraction inserts line breaks; Markdown and DOCX
-    evidence must in addition be an exact substring.  Returns the number of questions per kind.
+    evidence must in addition be an exact substring.  Unanswerable questions (evidence null) have no
+    file.  Every line names its split.  Returns the number of questions per kind.
     """
     texts = {name: extract_text(out_dir / name) for name in ALL_FILES}
     squashed = {name: _squash(text) for name, text in texts.items()}
@@ -883,24 +901,35 @@ def verify_qa(qa_path: Path = QA_PATH, out_dir: Path = OUT_DIR) -> collections.C
         if not line.strip():
             continue
         item = json.loads(line)
+        where = f"{qa_path.name}:{line_no}"
+        if item.get("split") not in SPLITS:
+            errors.append(f"{where}: split must be one of {SPLITS}")
+        if item["evidence"] is None:
+            kinds["unanswerable"] += 1
+            continue
         name, evidence, kind = item["file"], item["evidence"], item["kind"]
         kinds[kind] += 1
-        where = f"{qa_path.name}:{line_no}"
-        if name not in texts:
-            errors.append(f"{where}: unknown file {name!r}")
-            continue
-        if not 4 <= len(evidence) <= 30:
-            errors.append(f"{where}: evidence length {len(evidence)} not in 4..30")
-        expected_lang = "zh" if kind == "zh" else "en"
-        if item["lang"] != expected_lang or kind not in ("zh", "en", "en-about-zh"):
+        expected_lang = "zh" if kind in ("zh", "zh-about-en") else "en"
+        if item["lang"] != expected_lang or kind not in ("zh", "en", "en-about-zh", "zh-about-en"):
             errors.append(f"{where}: inconsistent lang/kind {item['lang']!r}/{kind!r}")
-        if (kind != "en") != (name in CHINESE_FILES):
+        if (kind in ("zh", "en-about-zh")) != (name in CHINESE_FILES):
             errors.append(f"{where}: kind {kind!r} does not match the language of {name}")
-        occurrences = squashed[name].count(_squash(evidence))
-        if occurrences != 1:
-            errors.append(f"{where}: evidence {evidence!r} found {occurrences} times in {name}")
-        if not name.endswith(".pdf") and evidence not in texts[name]:
-            errors.append(f"{where}: evidence {evidence!r} is not an exact substring of {name}")
+        _check_evidence(where, name, evidence, texts, squashed, errors)
+    if conversations_path.exists():
+        for line_no, line in enumerate(conversations_path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            item = json.loads(line)
+            where = f"{conversations_path.name}:{line_no}"
+            kinds["conversation"] += 1
+            if item.get("split") not in SPLITS or item.get("relation") not in ("follow-up", "unrelated"):
+                errors.append(f"{where}: needs a split and a relation (follow-up or unrelated)")
+            if len(item.get("turns", [])) < 2:
+                errors.append(f"{where}: a conversation has at least two turns")
+            if item["evidence"] is not None:
+                _check_evidence(where, item["file"], item["evidence"], texts, squashed, errors)
+            elif item["relation"] != "unrelated":
+                errors.append(f"{where}: a follow-up must have evidence")
     assert not errors, "QA verification failed:\n" + "\n".join(errors)
     return kinds
 

@@ -1,7 +1,15 @@
-"""The retrieval quality harness: hit@1, hit@5, MRR and nDCG@10 per search configuration."""
+"""The quality harness: ranking (hit@1, hit@5, MRR, nDCG@10), the relevance gate, answers and conversations.
+
+A QA file holds JSON lines. A question line: {"question", "evidence" (null: the knowledge base does not
+answer it), "file", "kind", "split" ("tune" or "heldout"), "tags"}. A conversation line: {"turns": [...],
+"relation": "follow-up" | "unrelated", "evidence", "file", "split"}: the last turn is scored, a follow-up
+must be answered with the evidence, an unrelated question must not be rewritten with the earlier turns.
+Thresholds and the ranker are tuned on the "tune" split only; "heldout" is what the figures report.
+"""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import re
@@ -9,10 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from zhiku.retrieval.search import Searcher
-from zhiku.retrieval.types import Hit, User
+from zhiku.retrieval.types import Answer, Hit, User
 from zhiku.core.errors import ZhikuError
 
 _SPACE = re.compile(r"\s+")
+CROSS_LANGUAGE = ("en-about-zh", "zh-about-en")
 
 
 @dataclass
@@ -23,6 +32,19 @@ class Question:
     evidence: str | None  # None: the knowledge base does not answer it; search should say so
     file: str | None = None
     kind: str = "all"
+    split: str | None = None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass
+class Conversation:
+    """Earlier turns and a last question that either follows them up or changes the subject."""
+
+    turns: list[str]
+    relation: str  # "follow-up" | "unrelated"
+    evidence: str | None
+    file: str | None = None
+    split: str | None = None
 
 
 @dataclass
@@ -51,24 +73,56 @@ class Scores:
         }
 
 
-def load_questions(path: Path) -> list[Question]:
-    """Read a QA file (JSON lines with question and evidence, optionally file and kind)."""
-    questions = []
+def _lines(path: Path):
     for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
+        if line.strip():
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ZhikuError(f"{path}:{number}: not a JSON object ({e})") from e
+
+
+def load_questions(path: Path, split: str | None = None) -> list[Question]:
+    """Read the question lines of a QA file (conversation lines are skipped), optionally one split only."""
+    questions = []
+    for number, data in _lines(path):
+        if isinstance(data, dict) and "turns" in data:
             continue
         try:
-            data = json.loads(line)
             evidence = data["evidence"]
             kind = data.get("kind", "all") if evidence is not None else "unanswerable"
-            questions.append(Question(data["question"], evidence, data.get("file"), kind))
-        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            questions.append(Question(data["question"], evidence, data.get("file"), kind, data.get("split"),
+                                      tuple(data.get("tags", ()))))
+        except (KeyError, TypeError, AttributeError) as e:
             raise ZhikuError(
                 f"{path}:{number}: each line must be a JSON object with \"question\" and \"evidence\" ({e})"
             ) from e
+    if split:
+        questions = [q for q in questions if q.split == split]
     if not questions:
-        raise ZhikuError(f"{path} has no questions")
+        raise ZhikuError(f"{path} has no questions" + (f" in the split {split!r}" if split else ""))
     return questions
+
+
+def load_conversations(path: Path, split: str | None = None) -> list[Conversation]:
+    """Read the conversation lines of a file (question lines are skipped)."""
+    out = []
+    for number, data in _lines(path):
+        if not isinstance(data, dict) or "turns" not in data:
+            continue
+        turns, relation = data.get("turns"), data.get("relation")
+        if not isinstance(turns, list) or len(turns) < 2 or relation not in ("follow-up", "unrelated"):
+            raise ZhikuError(f"{path}:{number}: a conversation needs \"turns\" (two or more questions) and "
+                             "\"relation\": \"follow-up\" or \"unrelated\"")
+        out.append(Conversation([str(t) for t in turns], relation, data.get("evidence"), data.get("file"),
+                                data.get("split")))
+    return [c for c in out if split is None or c.split == split]
+
+
+def normalize(text: str) -> str:
+    """Text compared by content: no whitespace, no table pipes, no citation markers or quote marks."""
+    text = re.sub(r"\[\d{1,3}\]|^>\s?", "", text, flags=re.M)
+    return re.sub(r"[\s|*]+", "", text)
 
 
 def first_correct(hits: list[Hit], question: Question) -> int | None:
@@ -83,10 +137,11 @@ def first_correct(hits: list[Hit], question: Question) -> int | None:
 
 
 CONFIGURATIONS = {
-    "dense": {"mode": "dense", "rerank": False},
-    "sparse": {"mode": "sparse", "rerank": False},
-    "hybrid": {"mode": "hybrid", "rerank": False},
-    "hybrid+rerank": {"mode": "hybrid", "rerank": True},
+    "dense": {"mode": "dense", "rerank": False, "ranked": False},
+    "sparse": {"mode": "sparse", "rerank": False, "ranked": False},
+    "rrf": {"mode": "hybrid", "rerank": False, "ranked": False},  # plain reciprocal rank fusion
+    "hybrid": {"mode": "hybrid", "rerank": False, "ranked": True},  # the default: fused, then the learned ranker
+    "hybrid+rerank": {"mode": "hybrid", "rerank": True, "ranked": True},
 }
 
 
@@ -99,7 +154,7 @@ def evaluate(searcher: Searcher, questions: list[Question], user: User, names=No
         for q in questions:
             if q.evidence is None:
                 continue
-            hits = searcher.search(q.question, user, k=10, mode=config["mode"], rerank=config["rerank"])
+            hits = searcher.search(q.question, user, k=10, **config)
             scores.add(q.kind, first_correct(hits, q))
         results.append(scores)
     return results
@@ -113,6 +168,7 @@ class Gate:
     answerable: int = 0
     unanswerable_refused: int = 0
     unanswerable: int = 0
+    cross_language_refused: int = 0
 
 
 def evaluate_gate(searcher: Searcher, questions: list[Question], user: User, k: int = 5) -> Gate:
@@ -126,4 +182,158 @@ def evaluate_gate(searcher: Searcher, questions: list[Question], user: User, k: 
         else:
             gate.answerable += 1
             gate.answerable_kept += relevant
+            gate.cross_language_refused += (not relevant) and q.kind in CROSS_LANGUAGE
     return gate
+
+
+def gate_signals(searcher: Searcher, questions: list[Question], user: User, k: int = 5) -> list:
+    """(answerable, [(lexical, semantic, cross_language, score) of each hit]) per question."""
+    out = []
+    for q in questions:
+        hits = searcher.search(q.question, user, k=k)
+        out.append((q.evidence is not None, [(h.relevance.lexical, h.relevance.semantic, h.relevance.cross_language,
+                                              h.relevance.score) for h in hits if h.relevance]))
+    return out
+
+
+def tune_gate(signals: list) -> dict[str, float]:
+    """Thresholds that refuse the most unanswerable questions, then keep the most answerable ones.
+
+    Among equally good thresholds the middle of the winning range of each is taken, so no threshold
+    sits right on a tuning question. signals: from gate_signals, on the tuning split only.
+    """
+    scores = sorted({round(s, 2) for _, hits in signals for *_, s in hits if s is not None})
+    grid_score = [None] + [x / 10 for x in range(int(scores[0] * 10) - 1, int(scores[-1] * 10) + 2)] if scores else [None]
+    grid_lex = [x / 20 for x in range(6, 21)] + [1.01]
+    grid_sem = [x / 200 for x in range(170, 191)] + [1.01]
+
+    def outcome(lex, sem, score):
+        kept = refused = 0
+        for answerable, hits in signals:
+            passed = any(lx >= lex or (not cross and s >= sem) or (sc is not None and score is not None and sc >= score)
+                         for lx, s, cross, sc in hits)
+            kept += answerable and passed
+            refused += (not answerable) and not passed
+        return refused, kept
+
+    results = {(lx, s, sc): outcome(lx, s, sc) for lx, s, sc in itertools.product(grid_lex, grid_sem, grid_score)}
+    best = max(results.values())
+    winners = [key for key, value in results.items() if value == best]
+
+    def middle(values):
+        values = sorted(v for v in set(values) if v is not None) or [None]
+        return values[len(values) // 2]
+
+    score = middle(w[2] for w in winners)
+    lex = middle(w[0] for w in winners if w[2] == score)
+    sem = middle(w[1] for w in winners if w[2] == score and w[0] == lex)
+    refused, kept = best
+    return {"lexical_min": lex, "semantic_min": sem, "score_min": score, "unanswerable_refused": refused,
+            "answerable_kept": kept}
+
+
+# ------------------------------------------------------------------------------------------ answers
+
+@dataclass
+class AnswerScores:
+    """What the answers said: quoted evidence, citations that contain it, refusals."""
+
+    answerable: int = 0
+    quoted: int = 0  # the answer text contains the evidence
+    cited: int = 0  # ... and a citation's quote and passage contain it
+    refused: int = 0  # answerable questions answered with "nothing relevant"
+    cross_language_refused: int = 0
+    unanswerable: int = 0
+    unanswerable_refused: int = 0
+    by_kind: dict[str, list[int]] = field(default_factory=dict)  # kind → [questions, quoted]
+    misses: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """The JSON shape in `zhiku eval --json`."""
+        n = self.answerable or 1
+        return {
+            "answerable": self.answerable, "quoted": self.quoted, "cited": self.cited,
+            "quoted_rate": self.quoted / n, "cited_rate": self.cited / n,
+            "refused_answerable": self.refused, "cross_language_refused": self.cross_language_refused,
+            "unanswerable": self.unanswerable, "unanswerable_refused": self.unanswerable_refused,
+            "by_kind": {k: {"questions": v[0], "quoted": v[1]} for k, v in sorted(self.by_kind.items())},
+        }
+
+
+def quotes_evidence(answer: Answer, evidence: str) -> tuple[bool, bool]:
+    """(the answer's text contains the evidence, a citation's quote and its passage contain it too)."""
+    needle = normalize(evidence)
+    quoted = needle in normalize(answer.text)
+    cited = quoted and any(needle in normalize(c.quote) and needle in normalize(c.text) for c in answer.citations)
+    return quoted, cited
+
+
+def evaluate_answers(answers, questions: list[Question], user: User) -> AnswerScores:
+    """Ask every question and score the answer against its evidence (or its refusal)."""
+    scores = AnswerScores()
+    for q in questions:
+        answer = answers.ask(q.question, user)
+        if q.evidence is None:
+            scores.unanswerable += 1
+            scores.unanswerable_refused += not answer.answerable
+            if answer.answerable:
+                scores.misses.append(f"answered off-topic: {q.question}")
+            continue
+        scores.answerable += 1
+        kind = scores.by_kind.setdefault(q.kind, [0, 0])
+        kind[0] += 1
+        if not answer.answerable:
+            scores.refused += 1
+            scores.cross_language_refused += q.kind in CROSS_LANGUAGE
+            scores.misses.append(f"refused: {q.question}")
+            continue
+        quoted, cited = quotes_evidence(answer, q.evidence)
+        scores.quoted += quoted
+        scores.cited += cited
+        kind[1] += quoted
+        if not quoted:
+            scores.misses.append(f"not quoted: {q.question}")
+    return scores
+
+
+@dataclass
+class ConversationScores:
+    """Follow-ups that used the conversation, unrelated questions that did not."""
+
+    follow_ups: int = 0
+    followed: int = 0  # answered with the evidence
+    unrelated: int = 0
+    leaked: int = 0  # rewritten with the earlier turns although unrelated
+    unrelated_correct: int = 0  # answered with their own evidence, or refused when there is none
+    misses: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """The JSON shape in `zhiku eval --json`."""
+        return {"follow_ups": self.follow_ups, "followed": self.followed, "unrelated": self.unrelated,
+                "leaked": self.leaked, "unrelated_correct": self.unrelated_correct}
+
+
+def evaluate_conversations(answers, conversations: list[Conversation], user: User) -> ConversationScores:
+    """Play each conversation; score how its last question was read."""
+    scores = ConversationScores()
+    for conv in conversations:
+        history: list[dict] = []
+        for turn in conv.turns[:-1]:
+            earlier = answers.ask(turn, user, history)
+            history += [{"role": "user", "content": turn}, {"role": "assistant", "content": earlier.text}]
+        last = conv.turns[-1]
+        answer = answers.ask(last, user, history)
+        correct = (not answer.answerable) if conv.evidence is None else quotes_evidence(answer, conv.evidence)[0]
+        if conv.relation == "follow-up":
+            scores.follow_ups += 1
+            scores.followed += correct
+            if not correct:
+                scores.misses.append(f"follow-up not answered: {' → '.join(conv.turns)}")
+        else:
+            scores.unrelated += 1
+            leaked = answer.query.strip() != last.strip()
+            scores.leaked += leaked
+            scores.unrelated_correct += correct and not leaked
+            if leaked or not correct:
+                scores.misses.append(f"{'leaked' if leaked else 'wrong'}: {' → '.join(conv.turns)}")
+    return scores

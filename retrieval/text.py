@@ -7,6 +7,7 @@ import re
 import threading
 import zlib
 from collections import Counter
+from dataclasses import dataclass
 from functools import lru_cache
 
 # One token per CJK character, per latin word or number, per punctuation mark: close to (slightly
@@ -47,6 +48,12 @@ def segment(text: str) -> list[str]:
     """Chinese word segmentation (jieba, precise mode)."""
     with _jieba_lock:
         return list(_jieba().cut(text))
+
+
+def segment_for_search(text: str) -> list[str]:
+    """Chinese words and the shorter words inside them (住房公积金 → 住房, 公积, 公积金, 住房公积金)."""
+    with _jieba_lock:
+        return list(_jieba().cut_for_search(text))
 
 
 def word_frequency(word: str) -> int:
@@ -114,8 +121,8 @@ def sparse_document(text: str) -> tuple[list[int], list[float]]:
 
 
 def sparse_query(text: str, extra_terms: list[str] = (), extra_weight: float = 0.5) -> tuple[list[int], list[float]]:
-    """A query's sparse vector: each distinct term once, plus optional lower-weight expansion terms."""
-    weights = {term_id(t): 1.0 for t in terms(text)}
+    """A query's sparse vector: each distinct keyword once, plus optional lower-weight expansion terms."""
+    weights = {term_id(t): 1.0 for t in query_terms(text)}
     for term in terms(" ".join(extra_terms)):
         weights.setdefault(term_id(term), extra_weight)
     ids = sorted(weights)
@@ -126,3 +133,238 @@ def split_sentences(text: str) -> list[str]:
     """Sentences of Chinese or English text, punctuation kept."""
     parts = _SENTENCE_SPLIT.split(text)
     return [p.strip() for p in parts if p and p.strip()]
+
+
+# ------------------------------------------------------------------ questions: keywords and numbers
+
+# Words that say what kind of answer is wanted, not what it is about: kept out of a question's keywords
+# (documents keep them: they are dropped from the query side only, so the index needs no rebuild).
+QUESTION_WORDS_ZH = frozenset(
+    """几 几天 几次 几号 几点 几个 几年 几月 几位 几种 多少 多久 多长 多长时间 多大 多高 多远 什么 什么样 什么时候
+    怎么 怎么样 怎样 怎么办 如何 哪 哪些 哪个 哪天 哪家 哪里 哪儿 哪位 哪种 为什么 是否 吗 呢 吧 能否 可否 是不是
+    有没有 要不要 能不能 可不可以 会不会 用不用 需不需要 可以 能 请问 想 我 我们 要 需要 一下""".split()
+)
+QUESTION_WORDS_EN = frozenset(
+    """how much many long often soon quickly early late far what which who whom whose when where why
+    can could may might must should shall will would do does did is are am was were i my me we our you your
+    get allowed""".split()
+)
+
+
+# removed before segmenting too: jieba reads 几天年假 as 几 / 天年 / 假 and loses 年假
+_QUESTION_RUN = re.compile(
+    "|".join(sorted((w for w in QUESTION_WORDS_ZH if len(w) > 1 and w not in ("可以", "需要", "我们")),
+                    key=len, reverse=True))
+    + r"|[吗呢吧](?=[？?！!。，,\s]|$)"
+)
+
+
+def strip_question_words(text: str) -> str:
+    """The question with its asking words (几天, 多少, 什么时候 ...) replaced by spaces."""
+    return _QUESTION_RUN.sub(" ", text)
+
+
+def query_terms(text: str) -> list[str]:
+    """A question's keyword terms: terms() without the words that only ask (什么, 多少, how many ...)."""
+    out = [t for t in terms(strip_question_words(text)) if t not in QUESTION_WORDS_ZH and t not in QUESTION_WORDS_EN]
+    return out or terms(text)
+
+
+def keywords(text: str) -> list[str]:
+    """Distinct keywords for matching by substring: like query_terms, but single characters that jieba
+    left apart are joined again (年 + 假 → 年假, a word its dictionary lacks), and sub-words of a longer
+    keyword are dropped (十二年 keeps neither 十二 nor 二年)."""
+    out: list[str] = []
+    for run in _WORD.findall(strip_question_words(text).lower()):
+        if not CJK.match(run):
+            if run not in STOP_EN and run not in QUESTION_WORDS_EN:
+                out.append(_stem(run))
+            continue
+        words = [w for w in segment(run) if w.strip()]
+        merged: list[str] = []
+        for word in words:
+            single = len(word) == 1 and CJK.match(word)
+            if single and merged and len(merged[-1]) == 1 and CJK.match(merged[-1]) and merged[-1] not in STOP_ZH \
+                    and word not in STOP_ZH:
+                merged[-1] += word
+            else:
+                merged.append(word)
+        out.extend(w for w in merged if w not in STOP_ZH and w not in QUESTION_WORDS_ZH)
+    unique = list(dict.fromkeys(out))
+    return [w for w in unique if not any(w != other and w in other for other in unique)] or query_terms(text)
+
+
+_ZH_DIGIT = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_ZH_UNIT = {"十": 10, "百": 100, "千": 1000, "万": 10_000, "亿": 100_000_000}
+_ZH_RUN = re.compile(r"[零〇一二两三四五六七八九十][零〇一二两三四五六七八九十百千万亿]*")
+# a Chinese numeral counts as a number only before a measure word: 一律, 统一 and 一起 stay words
+_MEASURE = re.compile(
+    r"\s*(?:个多|个)?\s*(?:周岁|岁|年|天|日|个月|月|周|星期|小时|分钟|次|元|块|万|倍|人|名|位|层|楼|号|点|晚|夜|页|张|台|项|档|级|%)"
+)
+_EN_NUMBER = {
+    w: n for n, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+        "seventeen eighteen nineteen twenty".split()
+    )
+} | {"thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "hundred": 100, "thousand": 1000}
+_EN_WORD = re.compile(r"\b(" + "|".join(_EN_NUMBER) + r")\b", re.I)
+
+
+def chinese_number(run: str) -> int | None:
+    """The value of a Chinese numeral such as 十二, 两千, 一万五千 or 二〇二四 (None if it is not one)."""
+    if all(ch in _ZH_DIGIT for ch in run):
+        return int("".join(str(_ZH_DIGIT[ch]) for ch in run)) if run else None
+    total = section = 0
+    digit: int | None = None
+    for ch in run:
+        if ch in _ZH_DIGIT:
+            digit = _ZH_DIGIT[ch]
+            continue
+        unit = _ZH_UNIT[ch]
+        if unit >= 10_000:
+            total = (total + section + (digit or 0)) * unit
+            section = 0
+        else:
+            section += (1 if digit is None else digit) * unit
+        digit = None
+    return total + section + (digit or 0)
+
+
+def normalize_numbers(text: str) -> str:
+    """Write numbers as digits: 十二年 → 12年, 百分之五十 → 50%, 五千块 → 5000块, 50,000 → 50000, two → 2."""
+
+    def percent(match: re.Match) -> str:
+        value = match.group(1)
+        number = value if value.isdigit() else chinese_number(value)
+        return f"{number}%"
+
+    text = re.sub(r"百分之([零〇一二两三四五六七八九十百]+|\d+)", percent, text)
+
+    def numeral(match: re.Match) -> str:
+        run = match.group(0)
+        if len(run) == 1 and not _MEASURE.match(text, match.end()):
+            return run
+        if not _MEASURE.match(text, match.end()) and not any(ch in _ZH_UNIT for ch in run):
+            return run
+        value = chinese_number(run)
+        return run if value is None else str(value)
+
+    text = _ZH_RUN.sub(numeral, text)
+    text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)
+    return _EN_WORD.sub(lambda m: str(_EN_NUMBER[m.group(1).lower()]), text)
+
+
+# Units of a condition, converted so 两个月 can meet 超过 60 天: (dimension, factor).
+_UNITS = {
+    "年": ("time", 365), "周岁": ("time", 365), "岁": ("time", 365), "year": ("time", 365),
+    "个月": ("time", 30), "月": ("time", 30), "month": ("time", 30),
+    "周": ("time", 7), "星期": ("time", 7), "week": ("time", 7),
+    "天": ("time", 1), "日": ("time", 1), "day": ("time", 1), "工作日": ("time", 1),
+    "小时": ("hours", 1), "hour": ("hours", 1), "分钟": ("hours", 1 / 60), "minute": ("hours", 1 / 60),
+    "元": ("money", 1), "块": ("money", 1), "yuan": ("money", 1), "cny": ("money", 1), "rmb": ("money", 1),
+    "万元": ("money", 10_000), "次": ("count", 1), "time": ("count", 1), "%": ("percent", 1),
+}
+_UNIT = r"\s*-?(万元|元|块|周岁|岁|年|个多月|个月|月|周|星期|工作日|天|日|个小时|个多小时|小时|分钟|次|%|(?:years?|months?|weeks?|days?|hours?|minutes?|times?|yuan|cny|rmb)\b)?"
+_NUM = r"(\d+(?:\.\d+)?)"
+INF = float("inf")
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A number in a question with its dimension; bias nudges 'above 5' / '5 多' past the bound."""
+
+    value: float
+    dimension: str | None
+    bias: float = 0.0
+
+
+@dataclass(frozen=True)
+class Range:
+    """A condition in a passage: 满 10 年不满 20 年 is [3650, 7300) in days."""
+
+    low: float
+    high: float
+    low_closed: bool
+    high_closed: bool
+    dimension: str | None
+
+    def contains(self, q: Quantity) -> bool:
+        """Whether the quantity meets the condition (dimensions must agree when both are known)."""
+        if self.dimension and q.dimension and self.dimension != q.dimension:
+            return False
+        v = q.value + q.bias
+        above = v > self.low or (self.low_closed and v == self.low)
+        below = v < self.high or (self.high_closed and v == self.high)
+        return above and below
+
+
+def _unit(raw: str | None) -> tuple[str | None, float]:
+    if not raw:
+        return None, 1.0
+    key = raw.lower().replace("个多月", "个月").replace("个多小时", "小时").replace("个小时", "小时")
+    key = key[:-1] if key.endswith("s") and key[:-1] in _UNITS else key
+    return _UNITS.get(key, (None, 1.0))
+
+
+def quantities(question: str) -> list[Quantity]:
+    """Numbers in a question with their units: 工作满十二年 → 12 years, above 50,000 yuan → 50000+."""
+    text = normalize_numbers(question)
+    out = []
+    for m in re.finditer(_NUM + _UNIT, text, re.I):
+        before, after = text[max(0, m.start() - 12) : m.start()].lower(), text[m.end() : m.end() + 2]
+        if re.search(r"\d[:.]$", before) or after.startswith(":"):
+            continue  # a time of day such as 10:00 is not a quantity
+        dimension, factor = _unit(m.group(2))
+        if dimension is None:
+            continue  # a bare number is not a condition to meet
+        if float(m.group(1)) == 1 and not re.search(r"(满|超过|不满|未满|above|over|more than|after|at least)\s*$", before):
+            continue  # 一个月的加班, 一次, per year: a unit of measure, not a condition
+        bias = 0.0
+        if re.search(r"(above|over|more than|exceed\w*|超过|多于|高于|大于)\s*$", before) or "多" in (m.group(2) or "") \
+                or after.startswith("多"):
+            bias = 0.5
+        elif re.search(r"(below|under|less than|fewer than|不到|不满|低于|少于)\s*$", before):
+            bias = -0.5
+        out.append(Quantity(float(m.group(1)) * factor, dimension, bias * factor))
+    return out
+
+
+_RANGE_PATTERNS: list[tuple[re.Pattern, str]] = [
+    (re.compile(r"满\s*" + _NUM + _UNIT + r"\s*不满\s*" + _NUM + _UNIT), "[)"),
+    (re.compile(r"(?:超过|多于|高于|大于)\s*" + _NUM + _UNIT + r"\s*(?:但|且)?\s*(?:未超过|不超过|不满|至)\s*" + _NUM + _UNIT), "(]"),
+    (re.compile(_NUM + _UNIT + r"\s*以上\s*(?:至|到)\s*" + _NUM + _UNIT), "(]"),
+    (re.compile(r"between\s+" + _NUM + _UNIT + r"\s+and\s+" + _NUM + _UNIT, re.I), "[]"),
+    (re.compile(r"(?:未满|不满|低于|少于|不足|less than|fewer than|under|below)\s*" + _NUM + _UNIT, re.I), "~)"),
+    (re.compile(r"(?:满|at least)\s*" + _NUM + _UNIT + r"\s*(?:及以上|以上)?", re.I), "[~"),
+    (re.compile(_NUM + _UNIT + r"\s*(?:及以上|以上|or more)", re.I), "[~"),
+    (re.compile(r"(?:超过|多于|高于|大于|逾期|more than|over|above|exceeding|longer than)\s*" + _NUM + _UNIT, re.I), "(~"),
+    (re.compile(r"(?:不超过|未超过|up to|at most|no more than|within)\s*" + _NUM + _UNIT, re.I), "~]"),
+    (re.compile(_NUM + _UNIT + r"\s*(?:及以下|以下|以内|之内|or less)", re.I), "~]"),
+]
+
+
+def conditions(passage: str) -> list[Range]:
+    """Numeric conditions a clause or table row states (满 10 年不满 20 年, 2000 元以上至 10000 元, over 30 days)."""
+    text = normalize_numbers(passage)
+    taken = [False] * len(text)
+    out: list[Range] = []
+    for pattern, shape in _RANGE_PATTERNS:
+        for m in pattern.finditer(text):
+            if any(taken[m.start() : m.end()]):
+                continue
+            for i in range(m.start(), m.end()):
+                taken[i] = True
+            groups = m.groups()
+            if shape in ("[)", "(]", "[]"):
+                (a, ua), (b, ub) = (groups[0], groups[1]), (groups[2], groups[3])
+                dim_b, fb = _unit(ub)
+                dim_a, fa = _unit(ua) if ua else (dim_b, fb)
+                out.append(Range(float(a) * fa, float(b) * fb, shape[0] == "[", shape[1] in "]", dim_a or dim_b))
+            else:
+                dim, f = _unit(groups[1])
+                v = float(groups[0]) * f
+                if shape[1] == "~":
+                    out.append(Range(v, INF, shape[0] == "[", False, dim))
+                else:
+                    out.append(Range(-INF, v, False, shape[1] == "]", dim))
+    return out

@@ -13,7 +13,19 @@ import re
 import threading
 from collections import defaultdict
 
-from zhiku.retrieval.text import CJK, STOP_EN, STOP_ZH, is_chinese, segment, word_frequency
+from zhiku.retrieval.text import (
+    CJK,
+    QUESTION_WORDS_EN,
+    QUESTION_WORDS_ZH,
+    STOP_EN,
+    STOP_ZH,
+    _stem,
+    is_chinese,
+    segment,
+    segment_for_search,
+    strip_question_words,
+    word_frequency,
+)
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +33,7 @@ _PAREN = re.compile(r"\([^)]*\)|\[[^\]]*\]|\b(?:sb|sth|one's|oneself)\b|^to\s+|^
 _WORDS = re.compile(r"[a-z][a-z\-']*")
 _MAX_PHRASE = 3
 _PER_TERM = 2
+_SENSES = 8
 
 
 def _entries():
@@ -40,12 +53,29 @@ def _entries():
             yield parts[1], [d for sense in english.split("/") for d in sense.split(";")]
 
 
+def _variants(phrase: str) -> list[str]:
+    """The phrase and the base forms its last word may have in a dictionary gloss (travelling → travel)."""
+    head, _, last = phrase.rpartition(" ")
+    forms = [last]
+    if last.endswith("ies"):
+        forms.append(last[:-3] + "y")
+    if last.endswith("s"):
+        forms.append(last[:-1])
+    for suffix in ("ing", "ed"):
+        if last.endswith(suffix) and len(last) > len(suffix) + 2:
+            stem = last[: -len(suffix)]
+            forms += [stem, stem + "e"] + ([stem[:-1]] if len(stem) > 2 and stem[-1] == stem[-2] else [])
+    return [f"{head} {f}".strip() for f in dict.fromkeys(forms)]
+
+
 class Translator:
     """English ↔ Chinese keyword lookup built once from CC-CEDICT."""
 
     def __init__(self) -> None:
         self._en_to_zh: dict[str, list[str]] | None = None
         self._zh_to_en: dict[str, list[str]] = {}
+        # every sense of a Chinese word as English terms, for reading a Chinese passage in English
+        self._zh_stems: dict[str, tuple[str, ...]] = {}
         self._lock = threading.Lock()
 
     def _load(self) -> None:
@@ -64,7 +94,17 @@ class Translator:
                         candidates[gloss].add(word)
                         glosses.append(gloss)
                 if glosses and word not in self._zh_to_en:
-                    self._zh_to_en[word] = glosses[:2]
+                    self._zh_to_en[word] = glosses[:_SENSES]
+                # a place or person is glossed with a long description: its name is the first word
+                names = [d.split()[0].strip(",.").lower() for d in definitions[:1] if d[:1].isupper() and
+                         len(d.split()) > _MAX_PHRASE and d.split()[0].strip(",.").isalpha()]
+                if glosses or names:
+                    stems = {_stem(w) for g in glosses[:_SENSES] for w in g.split() if w not in STOP_EN} | set(names)
+                    # a sense of several words is kept whole too: "maternity leave" must come from one word
+                    # (产假), not from 外祖父母 "maternal grandparents" and 丧假 "bereavement leave"
+                    stems |= {" ".join(_stem(w) for w in g.split() if w not in STOP_EN) for g in glosses[:_SENSES]
+                              if len([w for w in g.split() if w not in STOP_EN]) > 1}
+                    self._zh_stems[word] = tuple(sorted(stems | set(self._zh_stems.get(word, ()))))
             # the most common Chinese words first: they are the likely wording of a company document
             self._en_to_zh = {
                 gloss: sorted(words, key=lambda w: -word_frequency(w))[:_PER_TERM]
@@ -74,32 +114,57 @@ class Translator:
 
     def expand(self, query: str) -> list[str]:
         """Keywords in the other language for the query's keywords (may be empty)."""
-        self._load()
-        return self._to_english(query) if is_chinese(query) else self._to_chinese(query)
+        return [word for _, found in self.expand_groups(query) for word in found]
 
-    def _to_chinese(self, query: str) -> list[str]:
+    def expand_groups(self, query: str, senses: int = 2) -> list[tuple[str, list[str]]]:
+        """(keyword or phrase of the query, its counterparts in the other language), in query order.
+
+        senses: how many English senses of a Chinese word to give (keyword search takes the first two;
+        matching a passage can afford more).
+        """
+        self._load()
+        return self._to_english(query, senses) if is_chinese(query) else self._to_chinese(query)
+
+    def gloss(self, text: str) -> frozenset[str]:
+        """English terms of every dictionary sense of the Chinese words in a text (产假 → maternity, leave and
+        the phrase "maternity leave")."""
+        self._load()
+        out: set[str] = set()
+        for word in segment_for_search(text):
+            if len(word) >= 2:
+                out.update(self._zh_stems.get(word, ()))
+        return frozenset(out)
+
+    def senses(self, word: str) -> list[str]:
+        """English glosses of a Chinese word, most common sense first."""
+        self._load()
+        return self._zh_to_en.get(word, [])
+
+    def _to_chinese(self, query: str) -> list[tuple[str, list[str]]]:
         words = _WORDS.findall(query.lower())
-        out: list[str] = []
+        out: list[tuple[str, list[str]]] = []
         i = 0
         while i < len(words):
             for size in range(min(_MAX_PHRASE, len(words) - i), 0, -1):
                 phrase = " ".join(words[i : i + size])
-                if size == 1 and phrase in STOP_EN:
+                # "how long" is 悠久 and "what is" 何为 in the dictionary: asking words are not looked up
+                if words[i] in STOP_EN or words[i] in QUESTION_WORDS_EN or words[i + size - 1] in STOP_EN:
                     continue
-                found = self._en_to_zh.get(phrase) or (self._en_to_zh.get(phrase[:-1]) if phrase.endswith("s") else None)
+                found = next((self._en_to_zh[v] for v in _variants(phrase) if v in self._en_to_zh), None)
                 if found:
-                    out.extend(found)
+                    out.append((phrase, list(found)))
                     i += size
                     break
             else:
                 i += 1
         return out
 
-    def _to_english(self, query: str) -> list[str]:
-        words = segment(query)
-        out: list[str] = []
-        for word in words:
-            if len(word) >= 2 and word not in STOP_ZH:
-                for gloss in self._zh_to_en.get(word, [])[:1]:
-                    out.extend(w for w in gloss.split() if w not in STOP_EN)
+    def _to_english(self, query: str, senses: int = 2) -> list[tuple[str, list[str]]]:
+        out: list[tuple[str, list[str]]] = []
+        for word in segment(strip_question_words(query)):
+            if len(word) >= 2 and word not in STOP_ZH and word not in QUESTION_WORDS_ZH:
+                glosses = [" ".join(w for w in gloss.split() if w not in STOP_EN) for gloss in self._zh_to_en.get(word, [])[:senses]]
+                glosses = [g for g in glosses if g]
+                if glosses:
+                    out.append((word, glosses))
         return out

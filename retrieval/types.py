@@ -84,6 +84,7 @@ class Hit:
     dense: list[float] | None = field(default=None, repr=False)
     relevance: object | None = None
     fused_score: float | None = None  # the hybrid (RRF) score, kept when a reranker replaces score
+    features: dict | None = field(default=None, repr=False)  # the ranker's signals, for judging relevance
 
     def to_dict(self) -> dict:
         """The CLI's JSON shape of a hit."""

@@ -74,6 +74,23 @@ def services(make_services):
     return make_services()
 
 
+@pytest.fixture(scope="session")
+def sample_kb(tmp_path_factory):
+    """Services over the sample handbook, ingested once per session; extractive answers (no Ollama)."""
+    from zhiku.core.settings import load_settings
+    from zhiku.retrieval.types import LOCAL_ADMIN
+    from zhiku.services import build_services
+
+    # explicit values: a session fixture is built before the per-test environment is isolated
+    settings = load_settings(data_dir=tmp_path_factory.mktemp("sample-kb") / "data", ollama_host=None,
+                             qdrant_url=None, embed_model="multilingual-e5-small", index_name="zhiku")
+    services = build_services(settings)
+    results = services.ingestor.ingest_paths([SAMPLE], "default", LOCAL_ADMIN)
+    assert results and all(r.status == "added" for r in results)
+    yield services
+    services.close()
+
+
 @pytest.fixture
 def fake_ollama():
     with FakeOllama(models=["qwen2.5:7b-instruct", "bge-m3"]) as fake:

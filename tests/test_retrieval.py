@@ -74,6 +74,13 @@ def test_backends_return_the_same_results(tmp_path, sample_chunks, translator):
             for query in QUERIES:
                 a = Searcher(edge, embedder, translator=translator).search(query, LOCAL_ADMIN, k=5, mode=mode)
                 b = Searcher(local, embedder, translator=translator).search(query, LOCAL_ADMIN, k=5, mode=mode)
+                if mode == "hybrid":
+                    # the ranker reads the whole fused pool, whose last places may differ on equal fused
+                    # scores: the same passages in the same order, scores within a small tolerance
+                    assert [(h.chunk.file_name, h.chunk.chunk_index) for h in a[:4]] == \
+                        [(h.chunk.file_name, h.chunk.chunk_index) for h in b[:4]], query
+                    assert all(abs(x.score - y.score) < 0.05 for x, y in zip(a, b)), query
+                    continue
                 # a tie across the k-th place may cut either way: the last group is compared by score only
                 ra, rb = _ranking(a), _ranking(b)
                 assert ra[:-1] == rb[:-1] and ra[-1][0] == rb[-1][0], (mode, query)
@@ -93,8 +100,10 @@ def test_english_question_reaches_chinese_document(tmp_path, sample_chunks, tran
         # without the cross-language list and the dictionary, English passages crowd it out
         from zhiku.retrieval.index import Fusion
 
-        plain = Searcher(index, embedder, fusion=Fusion(cross_language=False))
+        plain = Searcher(index, embedder, fusion=Fusion(cross_language=False), learned=False)
         assert not any("产假" in h.chunk.text for h in plain.search("How long is maternity leave?", LOCAL_ADMIN, k=5))
+        # the learned ranker puts it first
+        assert "产假" in searcher.search("How long is maternity leave?", LOCAL_ADMIN, k=5)[0].chunk.text
     finally:
         index.close()
 
@@ -122,7 +131,7 @@ def test_reranker_reorders_a_deeper_candidate_list(tmp_path, sample_chunks):
         hits = searcher.search("password minimum length", LOCAL_ADMIN, k=3)
         assert [h.rank for h in hits] == [1, 2, 3]
         assert all(h.fused_score is not None for h in hits)
-        plain = searcher.search("password minimum length", LOCAL_ADMIN, k=3, rerank=False)
+        plain = searcher.search("password minimum length", LOCAL_ADMIN, k=3, rerank=False, ranked=False)
         assert all(h.fused_score is None for h in plain)
     finally:
         index.close()
@@ -142,7 +151,7 @@ def test_eval_reports_every_configuration(tmp_path):
     result = run_cli("eval", str(qa), "--json", env=env)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert set(report["configurations"]) == {"dense", "sparse", "hybrid", "hybrid+rerank"}
+    assert set(report["configurations"]) == {"dense", "sparse", "rrf", "hybrid", "hybrid+rerank"}
     hybrid = report["configurations"]["hybrid"]["all"]
     assert set(hybrid) >= {"hit@1", "hit@5", "mrr", "ndcg@10"} and hybrid["questions"] == 3
     assert hybrid["hit@5"] == 1.0

@@ -119,6 +119,22 @@ def cmd_ask(args) -> int:
                 print("\n[answer interrupted; falling back to quoted passages]\n")
             elif event.kind == "done":
                 answer = event.answer
+    _print_answer(answer)
+    return 0
+
+
+def _acting_user(name: str | None):
+    """The user a command acts as: the local admin (accounts come with the app store)."""
+    if name in (None, "", LOCAL_ADMIN.name):
+        return LOCAL_ADMIN
+    raise ZhikuError(
+        f"no user {name!r}: accounts are not set up on this installation; leave out --user "
+        f"(or use --user {LOCAL_ADMIN.name}) to act as the local admin"
+    )
+
+
+def _print_answer(answer) -> None:
+    """An answer's notice and citations after its streamed text."""
     print()
     if answer.notice:
         print(f"\nnote: {answer.notice}", file=sys.stderr)
@@ -127,6 +143,41 @@ def cmd_ask(args) -> int:
     for c in answer.citations:
         page = f", p.{c.page}" if c.page is not None else ""
         print(f"[{c.n}] {c.file_name}{page}: {c.text[:160]}")
+
+
+def cmd_chat(args) -> int:
+    user = _acting_user(args.user)
+    interactive = sys.stdin.isatty()
+    with _services() as s:
+        collections = [args.collection] if args.collection else None
+        history: list[dict] = []
+        while True:
+            if interactive:
+                print("› ", end="", file=sys.stderr, flush=True)
+            line = sys.stdin.readline()
+            if not line:
+                break
+            question = line.strip()
+            if not question:
+                continue
+            if args.json:
+                answer = s.answers.ask(question, user, history, collections)
+                sys.stdout.write(json.dumps(answer.to_dict(), ensure_ascii=False) + "\n")
+                sys.stdout.flush()
+            else:
+                answer = None
+                for event in s.answers.stream(question, user, history, collections):
+                    if event.kind == "delta":
+                        print(event.text, end="", flush=True)
+                    elif event.kind == "reset":
+                        print("\n[answer interrupted; falling back to quoted passages]\n")
+                    elif event.kind == "done":
+                        answer = event.answer
+                _print_answer(answer)
+                print(flush=True)
+            # the conversation so far: follow-ups are read against it
+            history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.text}]
+            history = history[-12:]
     return 0
 
 
@@ -214,38 +265,90 @@ def cmd_recover(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from zhiku.retrieval.evaluate import CONFIGURATIONS, evaluate, evaluate_gate, load_questions
+    from zhiku.retrieval.evaluate import (
+        CONFIGURATIONS,
+        evaluate,
+        evaluate_answers,
+        evaluate_conversations,
+        evaluate_gate,
+        load_conversations,
+        load_questions,
+    )
 
-    questions = load_questions(args.qa)
+    questions = load_questions(args.qa, args.split)
+    conversations = load_conversations(args.qa, args.split)
+    if args.conversations:
+        conversations += load_conversations(args.conversations, args.split)
     names = args.configs.split(",") if args.configs else list(CONFIGURATIONS)
     unknown = [n for n in names if n not in CONFIGURATIONS]
     if unknown:
         raise ZhikuError(f"unknown configuration {unknown}: choose from {', '.join(CONFIGURATIONS)}")
+    splits = sorted({q.split for q in questions if q.split})
     with _services() as s:
         results = evaluate(s.searcher, questions, LOCAL_ADMIN, names)
+        by_split = {sp: evaluate(s.searcher, [q for q in questions if q.split == sp], LOCAL_ADMIN, ["hybrid"])[0]
+                    for sp in splits if "hybrid" in names} if len(splits) > 1 else {}
         gate = evaluate_gate(s.searcher, questions, LOCAL_ADMIN)
+        answers = {}
+        talks = {}
+        if not args.no_answers:
+            groups = {"all": questions} | {sp: [q for q in questions if q.split == sp] for sp in splits if len(splits) > 1}
+            answers = {name: evaluate_answers(s.answers, group, LOCAL_ADMIN) for name, group in groups.items()}
+            if conversations:
+                talk_groups = {"all": conversations} | {
+                    sp: [c for c in conversations if c.split == sp] for sp in splits if len(splits) > 1}
+                talks = {name: evaluate_conversations(s.answers, group, LOCAL_ADMIN)
+                         for name, group in talk_groups.items() if group}
         reranker = getattr(s.searcher.reranker, "name", "none")
         backend = s.index.backend
+        mode = s.answers.mode
     kinds = sorted({q.kind for q in questions} - {"all", "unanswerable"})
     if args.json:
         _print_json({
             "questions": len(questions), "backend": backend, "reranker": reranker,
             "configurations": {r.name: {k: r.metrics(k) for k in ["all", *kinds]} for r in results},
             "threshold": {"answerable_kept": gate.answerable_kept, "answerable": gate.answerable,
-                          "unanswerable_refused": gate.unanswerable_refused, "unanswerable": gate.unanswerable},
+                          "unanswerable_refused": gate.unanswerable_refused, "unanswerable": gate.unanswerable,
+                          "cross_language_refused": gate.cross_language_refused},
+            "splits": {sp: {"hybrid": r.metrics()} for sp, r in by_split.items()},
+            "answer_mode": mode,
+            "answers": {name: a.to_dict() for name, a in answers.items()},
+            "conversations": {name: c.to_dict() for name, c in talks.items()},
         })
         return 0
     answerable = sum(q.evidence is not None for q in questions)
-    print(f"{answerable} answerable questions · index {backend} · reranker {reranker}")
+    split_note = " (" + ", ".join(f"{sp} {sum(q.split == sp and q.evidence is not None for q in questions)}"
+                                  for sp in splits) + ")" if splits else ""
+    print(f"{answerable} answerable questions{split_note} · index {backend} · reranker {reranker}")
     print(f"{'configuration':<15}{'hit@1':>8}{'hit@5':>8}{'MRR':>8}{'nDCG@10':>9}")
     for r in results:
         m = r.metrics()
         print(f"{r.name:<15}{m['hit@1']:>8.3f}{m['hit@5']:>8.3f}{m['mrr']:>8.3f}{m['ndcg@10']:>9.3f}")
+    for sp, r in by_split.items():
+        m = r.metrics()
+        print(f"{'hybrid · ' + sp:<15}{m['hit@1']:>8.3f}{m['hit@5']:>8.3f}{m['mrr']:>8.3f}{m['ndcg@10']:>9.3f}")
     for kind in kinds:
         print(f"\n{kind}: " + "  ".join(
             f"{r.name} hit@5 {r.metrics(kind)['hit@5']:.2f} MRR {r.metrics(kind)['mrr']:.2f}" for r in results))
-    print(f"\nrelevance threshold: answered {gate.answerable_kept}/{gate.answerable} answerable questions, "
+    print(f"\nrelevance threshold: answered {gate.answerable_kept}/{gate.answerable} answerable questions "
+          f"({gate.cross_language_refused} cross-language refused), "
           f"refused {gate.unanswerable_refused}/{gate.unanswerable} unanswerable ones")
+    for name, a in answers.items():
+        label = "answers" if name == "all" else f"answers · {name}"
+        print(f"{label} ({mode}): quoted the evidence {a.quoted}/{a.answerable}, cited it {a.cited}/{a.answerable}, "
+              f"refused {a.refused} answerable ({a.cross_language_refused} cross-language), "
+              f"refused {a.unanswerable_refused}/{a.unanswerable} unanswerable")
+    for name, c in talks.items():
+        label = "conversations" if name == "all" else f"conversations · {name}"
+        print(f"{label}: follow-ups answered {c.followed}/{c.follow_ups}, unrelated questions leaked "
+              f"{c.leaked}/{c.unrelated}, answered or refused correctly {c.unrelated_correct}/{c.unrelated}")
+    if args.verbose_misses:
+        for name, a in answers.items():
+            for miss in a.misses:
+                print(f"  [{name}] {miss}")
+        for name, c in talks.items():
+            for miss in c.misses:
+                print(f"  [{name}] {miss}")
     return 0
 
 
@@ -414,9 +517,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_user_option(p)
     p.set_defaults(func=cmd_delete)
 
-    p = sub.add_parser("eval", help="measure retrieval quality on a question set (JSON lines)")
+    p = sub.add_parser("chat", help="answer questions from stdin, one a line, as one conversation")
+    p.add_argument("--collection")
+    p.add_argument("--user", help="act as this user (default: the local admin)")
+    p.add_argument("--json", action="store_true", help="one answer object a line, with the keys of `ask --json`")
+    p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("eval", help="measure retrieval and answer quality on a question set (JSON lines)")
     p.add_argument("qa", metavar="QA.jsonl")
-    p.add_argument("--configs", help="comma-separated subset of dense,sparse,hybrid,hybrid+rerank")
+    p.add_argument("--configs", help="comma-separated subset of dense,sparse,rrf,hybrid,hybrid+rerank")
+    p.add_argument("--split", help="only the questions of this split (tune or heldout)")
+    p.add_argument("--conversations", metavar="CONV.jsonl", help="follow-up and unrelated question pairs to score")
+    p.add_argument("--no-answers", action="store_true", help="score retrieval only, not the answers")
+    p.add_argument("--misses", dest="verbose_misses", action="store_true", help="list the questions answered wrongly")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_eval)
 

@@ -1,0 +1,96 @@
+"""Reading questions and passages: numbers, conditions, tables, clause lists and follow-up detection."""
+
+from __future__ import annotations
+
+import pytest
+
+from zhiku.retrieval.answer import depends_on_context
+from zhiku.retrieval.extract import choose, read_spans, render
+from zhiku.retrieval.text import conditions, keywords, normalize_numbers, quantities
+from zhiku.retrieval.types import Chunk, Hit
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("工作满十二年", "工作满12年"),
+    ("一笔五千块的报销", "一笔5000块的报销"),
+    ("百分之五十的工资", "50%的工资"),
+    ("两周以后", "2周以后"),
+    ("一律按规定，统一办理", "一律按规定，统一办理"),  # 一 before a non-measure word is a word, not a number
+    ("above 50,000 yuan for two weeks", "above 50000 yuan for 2 weeks"),
+])
+def test_numbers_are_normalised(text, expected):
+    assert normalize_numbers(text) == expected
+
+
+def test_question_quantities_meet_the_conditions_of_their_clause():
+    twelve_years = quantities("工作满十二年的员工每年有几天年假？")
+    clauses = ["累计工作满 1 年不满 10 年的，年假为 10 天", "满 10 年不满 20 年的，年假为 15 天", "满 20 年及以上的，年假为 20 天"]
+    met = [any(r.contains(q) for r in conditions(c) for q in twelve_years) for c in clauses]
+    assert met == [False, True, False]
+    two_months = quantities("费用发生两个多月了还能报销吗？")  # months meet a condition stated in days
+    assert not any(r.contains(q) for r in conditions("超过 30 天但未超过 60 天的") for q in two_months)
+    assert any(r.contains(q) for r in conditions("超过 60 天的费用") for q in two_months)
+    above = quantities("Who approves a claim above 50,000 yuan?")
+    assert not any(r.contains(q) for r in conditions("| 10000 元以上至 50000 元 | 财务总监 |") for q in above)
+    assert any(r.contains(q) for r in conditions("| 50000 元以上 | 首席执行官 |") for q in above)
+    assert quantities("笔记本电脑几年换一次？") == []  # 一次 ("once") is no condition
+
+
+def test_question_keywords_drop_the_asking_words():
+    assert keywords("工作满十二年的员工每年有几天年假？") == ["工作", "满", "十二年", "员工", "每年", "年假"]
+    assert keywords("出差住宿报销标准是多少？") == ["出差", "住宿", "报销", "标准"]
+    assert keywords("How long is maternity leave?") == ["maternity", "leave"]
+
+
+def test_a_pdf_table_extracted_one_cell_per_line_is_read_with_its_header():
+    text = "具体标准如下：\n城市类别\n适用城市\n住宿上限\n一线城市\n北京、上海\n600 元\n其他城市\n其余\n350 元\n例如，前往上海出差三晚，合计为 1800 元。"
+    spans = read_spans(0, text, "差旅")
+    rows = [s for s in spans if s.kind == "table"]
+    assert [r.text for r in rows] == ["| 一线城市 | 北京、上海 | 600 元 |", "| 其他城市 | 其余 | 350 元 |"]
+    assert rows[0].header == ["城市类别", "适用城市", "住宿上限"] and rows[0].quote == "一线城市\n北京、上海\n600 元"
+    assert any(s.kind == "sentence" and s.text.startswith("例如") for s in spans)
+
+
+def _hit(text: str, n: int = 0, page: int | None = 1, heading: str = "规定") -> Hit:
+    return Hit(Chunk("d1", "rules.pdf", "default", n, text, page, heading), 1.0, n + 1)
+
+
+def test_the_matching_row_is_quoted_and_highlighted_verbatim():
+    text = ("## 审批\n\n| 单笔金额 | 审批人 |\n| --- | --- |\n| 2000 元及以下 | 直属上级 |\n"
+            "| 2000 元以上至 10000 元 | 直属上级、部门负责人 |\n| 10000 元以上 | 财务总监 |")
+    hits = [_hit(text)]
+    choice = choose("一笔五千块的报销需要谁来审批？", hits)
+    answer, citations = render(choice, hits, "摘录：")
+    assert "| 单笔金额 | 审批人 |\n> | --- | --- |\n> | 2000 元以上至 10000 元 | 直属上级、部门负责人 |" in answer
+    assert "直属上级 |\n" not in answer.split("部门负责人")[1]
+    assert citations[0].quote == "| 单笔金额 | 审批人 |\n| 2000 元以上至 10000 元 | 直属上级、部门负责人 |"
+    assert all(line in citations[0].text for line in citations[0].quote.splitlines())
+
+
+def test_a_clause_list_stays_whole_without_a_condition_to_choose_by():
+    text = "年假天数如下：累计工作满 1 年不满 10 年的，年假为 10 天；满 10 年不满 20 年的，年假为 15 天；满 20 年及以上的，年假为 20 天。"
+    whole = choose("年假有几天？", [_hit(text)]).spans[0]
+    assert whole.kind == "sentence" and "年假为 10 天；" in whole.text and "年假为 20 天" in whole.text
+    one = choose("工作满二十五年的员工年假有几天？", [_hit(text)]).spans[0]
+    assert one.kind == "clause" and one.text == "满 20 年及以上的，年假为 20 天"
+
+
+def test_neighbouring_chunks_are_read_as_one_passage_and_nothing_is_quoted_twice():
+    first = "三、住宿标准\n住宿费按城市实行每晚上限标准。具体标准如下：\n城市\n上限\n北京\n600 元\n"
+    second = "具体标准如下：\n城市\n上限\n北京\n600 元\n其他\n350 元\n两人合住时上限按单人标准的 1.5 倍执行。"
+    hits = [_hit(second, 1), _hit(first, 0)]
+    choice = choose("住宿标准是多少？", hits)
+    answer, citations = render(choice, hits, "摘录：")
+    assert "| 北京 | 600 元 |" in answer and "| 其他 | 350 元 |" in answer
+    assert answer.count("600 元") == 1 and len(citations) == 1
+    assert "三、住宿标准" in citations[0].text  # the cited passage is the joined text
+
+
+@pytest.mark.parametrize("question, depends", [
+    ("那病假呢？", True), ("产假呢？", True), ("What about interns?", True), ("And for fathers?", True),
+    ("How often does it have to be changed?", True), ("在几楼？", True),
+    ("What is the capital of France?", False), ("USB 存储设备可以用吗？", False), ("How long is maternity leave?", False),
+    ("I'm submitting a receipt 45 days after the expense. Can it still be reimbursed?", False),
+])
+def test_follow_up_detection(question, depends):
+    assert depends_on_context(question) is depends
