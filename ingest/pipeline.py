@@ -243,6 +243,27 @@ class Ingestor:
             raise NotFound(f"the stored original of {doc.file_name!r} is missing: upload the file again")
         return doc, path
 
+    def preview(self, doc_id: str, page: int, user: User, highlight: str | None = None, *,
+                width: int = 900) -> bytes | None:
+        """A PNG of a page of a PDF the user may read, the cited passage highlighted; None for other formats.
+
+        Args:
+            doc_id: the document's id (from a citation).
+            page: the 1-based page number.
+            user: the acting user (checked as for a download).
+            highlight: the passage to mark on the page, if the text layer holds it.
+            width: the image width in pixels.
+
+        Returns:
+            The PNG's bytes, or None when the document is not a PDF (show the passage's section instead).
+        """
+        doc, path = self.open_original(doc_id, user)
+        if doc.file_type != "pdf":
+            return None
+        from zhiku.ingest.preview import page_png  # pypdfium2 and Pillow load only when a page is shown
+
+        return page_png(path, page, highlight, width)
+
     def delete(self, key: str, user: User, collection: str | None = None, *, wait: bool = True) -> list[Document]:
         """Delete documents by id, logical path or file name: marked deleted at once, then cleaned up."""
         docs = self.documents(user, [collection] if collection else None, statuses=("indexed", "failed", "queued"),

@@ -473,6 +473,26 @@ def cmd_audit(args) -> int:
     return 0
 
 
+def cmd_feedback(args) -> int:
+    from zhiku.feedback import feedback_export
+
+    with _services() as s:
+        rows = s.store.feedback_rows(_acting(s, args))
+    data = feedback_export(rows, args.format)
+    if args.out:
+        try:
+            with open(args.out, "wb") as f:
+                f.write(data)
+        except OSError as e:
+            raise ZhikuError(f"cannot write {args.out} ({e.strerror}): choose another --out file") from e
+        print(f"wrote {len(rows)} ratings to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    return 0
+
+
 def _add_user_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--user", metavar="NAME", help="act as this account (default: the local admin)")
 
@@ -589,6 +609,19 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--json", action="store_true")
     _add_user_option(q)
     q.set_defaults(func=cmd_collection_list)
+
+    p = sub.add_parser(
+        "feedback", help="export ratings of answers as eval questions (admins)",
+        description="Every thumbs up or down on an answer, newest first, as lines of `zhiku eval`'s question "
+                    "format (question, evidence, file, lang, kind) plus rating, comment, answer, user and at. "
+                    "A thumbs-up carries the first citation's quoted words as evidence and its file; a "
+                    "thumbs-down has evidence null and file empty: fill in the passage that answers it (and its "
+                    "file) before using the line as an eval question, or `zhiku eval` counts it as unanswerable.")
+    p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl",
+                   help="JSON lines (default), or CSV in UTF-8 with a BOM for Excel")
+    p.add_argument("--out", metavar="FILE", help="write to this file (default: standard output)")
+    _add_user_option(p)
+    p.set_defaults(func=cmd_feedback)
 
     p = sub.add_parser("audit", help="the audit log, newest first (admins)")
     p.add_argument("--limit", type=int, default=200, help="entries to show (0: all)")
