@@ -187,7 +187,7 @@ def test_untrusted_text_makes_the_browser_fetch_nothing(tmp_path, page, leak_ser
         fake.reply = lambda body: (f"The travel desk books hotels up to 500 yuan per night [1]. "
                                    f"{_payloads(origin, 'reply')}\n\n[replyref]: {origin}/leak-reply-reference\n")
         page.goto(url)
-        page.get_by_text("Answers by Ollama").wait_for(timeout=60_000)
+        page.get_by_text("Answers written by Ollama").wait_for(timeout=60_000)
         page.locator("input[type=file]").set_input_files(str(doc))  # the upload panel is open while empty
         page.get_by_role("button", name="Index these files").click(timeout=30_000)
         page.get_by_text("1 documents").wait_for(timeout=120_000)
@@ -210,9 +210,10 @@ def test_untrusted_text_makes_the_browser_fetch_nothing(tmp_path, page, leak_ser
         assert "500 yuan" in fallback.inner_text() and "model crashed" in fallback.inner_text()
         label = fallback.get_by_test_id("stExpander").first.locator("summary").inner_text()
         links = _elements_naming(page, "leak-")
-        page.reload()  # the sidebar now shows Ollama's problem, and the document list its file name
-        page.get_by_text("Documents (1)").click(timeout=60_000)
+        page.reload()  # the sidebar now shows Ollama's problem, the conversation list the question
         page.get_by_text("model crashed").first.wait_for(timeout=30_000)
+        page.get_by_test_id("stSidebar").get_by_text("Documents", exact=True).click()  # the file name in a table
+        page.get_by_test_id("stDataFrame").wait_for(timeout=30_000)
         page.wait_for_timeout(2000)
         links += _elements_naming(page, "leak-")
     assert leak_server.hits == [], f"the browser fetched {leak_server.hits}"

@@ -68,7 +68,7 @@ def test_sign_in_is_required_a_reload_keeps_the_session_and_logout_ends_it(tmp_p
         assert mine.status == 200 and mine.text() == IT_TEXT
         assert "attachment" in mine.headers["content-disposition"]
 
-        page.get_by_role("button", name="Log out · 退出").click()
+        page.get_by_role("button", name="Log out").click()
         page.get_by_text("Please sign in").wait_for(timeout=30_000)
         page.reload()
         page.wait_for_url(f"{url}/login")

@@ -102,7 +102,7 @@ def _audit(services: Services, admin: User) -> None:
     cols[1].download_button(t("export.jsonl"), jsonl.encode(), "zhiku-audit.jsonl", "application/jsonl")
 
 
-HEALTH_ICONS = {True: "✅", False: "❌", None: "➖"}
+HEALTH_ICONS = {True: ":green[:material/check_circle:]", False: ":red[:material/error:]", None: ":material/remove:"}
 
 
 def _health(services: Services) -> None:
@@ -113,14 +113,14 @@ def _health(services: Services) -> None:
 
 
 def _feedback(services: Services, admin: User) -> None:
-    from zhiku.cli import feedback_export
+    from zhiku.feedback import feedback_export
 
     rows = services.store.feedback_rows(admin)
     if not rows:
         st.info(t("feedback.none"))
         return
     st.markdown(t("feedback.export", n=len(rows)))
-    st.dataframe([{"rating": "👍" if r["rating"] > 0 else "👎", "question": r["question"], "comment": r["comment"] or "",
+    st.dataframe([{"rating": "+1" if r["rating"] > 0 else "-1", "question": r["question"], "comment": r["comment"] or "",
                    "user": r["user"], "at": _when(r["at"])} for r in rows], hide_index=True, use_container_width=True)
     cols = st.columns(2)
     cols[0].download_button(t("export.csv"), feedback_export(rows, "csv"), "zhiku-feedback.csv", "text/csv",

@@ -63,16 +63,16 @@ def render_citations(services: Services, user: User, citations: list[dict], key:
         with st.expander(_citation_label(c)):
             st.markdown(safe.passage_html(c["text"], c.get("quote", "")), unsafe_allow_html=True)
             cols = st.columns([1, 1, 3])
-            if cols[0].button(t("view_page"), key=f"{key}-view-{c['n']}", icon="🔎"):
+            if cols[0].button(t("view_page"), key=f"{key}-view-{c['n']}", icon=":material/zoom_in:"):
                 _preview(services, user, c)
             # the route checks the session and the collection again; the URL is not shown as text
-            cols[1].link_button(t("download"), f"/files/{c['doc_id']}", icon="⬇️")
+            cols[1].link_button(t("download"), f"/files/{c['doc_id']}", icon=":material/download:")
 
 
 def _actions(services: Services, user: User, message: Message) -> None:
     """Copy and thumbs up/down with an optional comment, stored with the answer."""
     cols = st.columns([1, 2, 6])
-    with cols[0].popover(t("copy"), icon="📋"):
+    with cols[0].popover(t("copy"), icon=":material/content_copy:"):
         st.caption(t("copy.help"))
         st.code(message.content, language=None, wrap_lines=True)
     with cols[1]:
@@ -98,7 +98,7 @@ def _show(services: Services, user: User, message: Message) -> None:
     with st.chat_message(message.role):
         safe.show_markdown(message.content)
         if message.notice:
-            st.caption("⚠️ " + safe.plain(message.notice))
+            st.caption(":material/warning: " + safe.plain(message.notice))
         if message.role == "assistant":
             render_citations(services, user, message.citations, key=f"m{message.id}")
             _actions(services, user, message)
@@ -173,7 +173,7 @@ def _answer(services: Services, user: User, conv: Conversation, question: str, h
     """Stream the answer of question into the page and the store; Stop keeps what was written so far."""
     with st.chat_message("assistant"):
         stop = st.empty()
-        stop.button(t("stop"), key="stop", icon="⏹")  # a click reruns the page, which ends this run
+        stop.button(t("stop"), key="stop", icon=":material/stop_circle:")  # a click reruns the page, which ends this run
         placeholder = st.empty()
         shown, answer = "", None
         try:

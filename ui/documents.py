@@ -23,7 +23,7 @@ def _when(stamp: float | None) -> str:
 def rows(docs: list[Document]) -> list[dict]:
     """The table's rows (column keys are translated in the header only)."""
     return [{
-        "name": d.path, "collection": d.collection, "pages": d.pages, "chunks": d.chunks,
+        "name": d.path, "collection": d.collection, "pages": str(d.pages) if d.pages is not None else "—", "chunks": d.chunks,
         "size": round(d.size / 1024, 1), "ingested_at": _when(d.ingested_at), "by": d.ingested_by or "",
         "status": t(f"status.{d.status}") if d.status in STATUSES else d.status, "error": d.error or "",
     } for d in docs]
@@ -79,5 +79,5 @@ def render(services: Services, user: User) -> None:
     st.caption(t("docs.selected", n=len(selected)))
     if denied:
         st.warning(t("docs.delete_denied", collections=safe.plain(", ".join(denied))))
-    elif st.button(t("docs.delete"), type="primary", icon="🗑️", key="docs-delete"):
+    elif st.button(t("docs.delete"), type="primary", icon=":material/delete:", key="docs-delete"):
         _confirm_delete(services, user, selected)

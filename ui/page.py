@@ -51,6 +51,7 @@ def render(sample_dir: Path) -> None:
     except ZhikuError as e:
         st.error(safe.plain(e))
     except Exception as e:  # noqa: BLE001 - the page says what to do; the log keeps the traceback
-        # (Streamlit's rerun and stop are BaseExceptions and pass through)
+        if type(e).__module__.startswith("streamlit."):
+            raise  # Streamlit's own signals (a fragment's error already shown, a rerun) and its API errors
         log.exception("the page failed")
         st.error(safe.plain(t("error.unexpected", error=type(e).__name__)))

@@ -15,8 +15,10 @@ from zhiku.store import new_id
 from zhiku.ui import login, safe
 from zhiku.ui.i18n import switch, t
 
-STAGE_ICONS = {"queued": "⏳", "parsing": "📄", "embedding": "🧮", "cleanup": "🧮", "indexed": "✅",
-               "unchanged": "✅", "deleted": "✅", "failed": "❌"}
+# Material icons ship with Streamlit; emoji need a colour emoji font that servers often lack
+STAGE_ICONS = {"queued": ":material/schedule:", "parsing": ":material/description:",
+               "embedding": ":material/memory:", "cleanup": ":material/memory:", "indexed": ":green[:material/check_circle:]",
+               "unchanged": ":green[:material/check_circle:]", "deleted": ":material/delete:"}
 UPLOAD_TYPES = sorted(s.lstrip(".") for s in SUPPORTED)
 
 
@@ -57,10 +59,10 @@ def upload_rows(services: Services, user: User) -> None:
         stage = job.stage if job.state != "done" else {"added": "indexed", "updated": "indexed"}.get(
             job.result or "", job.result or job.stage)
         if job.state == "failed":
-            st.error(safe.plain(f"{name}: {job.error}"), icon="❌")
+            st.error(safe.plain(f"{name}: {job.error}"), icon=":material/error:")
         else:
             detail = f" {job.done}/{job.total}" if stage == "embedding" and job.total else ""
-            st.markdown(f"{STAGE_ICONS.get(stage, '⏳')} " + safe.plain(f"{name}: {_stage_label(stage)}{detail}"))
+            st.markdown(f"{STAGE_ICONS.get(stage, ':material/schedule:')} " + safe.plain(f"{name}: {_stage_label(stage)}{detail}"))
     settled = [j.id for j in jobs if j.finished]
     if settled != st.session_state.get("settled_jobs"):
         first = "settled_jobs" not in st.session_state
@@ -137,7 +139,7 @@ def _reindex_panel(services: Services, user: User) -> None:
         st.caption(t("reindex.help"))
         last = services.store.jobs(kinds=("reindex",), limit=1)
         running = bool(last) and last[0].state in ("queued", "running")
-        if st.button(t("reindex.all"), icon="🔄", disabled=running, key="reindex-all", use_container_width=True):
+        if st.button(t("reindex.all"), icon=":material/refresh:", disabled=running, key="reindex-all", use_container_width=True):
             try:
                 services.ingestor.reindex(user, wait=False)
                 st.toast(t("reindex.queued"))
@@ -168,7 +170,7 @@ def _navigation(user: User, view: str) -> None:
 
 def _conversations(services: Services, user: User) -> None:
     current = st.query_params.get("c")
-    if st.button("➕ " + t("new_chat"), key="new-chat", use_container_width=True,
+    if st.button(t("new_chat"), icon=":material/add:", key="new-chat", use_container_width=True,
                  type="primary" if current is None else "secondary"):
         st.query_params.pop("c", None)
         st.rerun()
