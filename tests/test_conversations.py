@@ -205,3 +205,20 @@ def test_upgrading_a_0002_database_keeps_its_rows(backend, empty_database):
         assert store.dismiss_uploads(ALICE, [job.id]) == 1
     finally:
         store.close()
+
+
+def test_an_answer_being_written_is_updated_in_place_by_its_owner_only(store):
+    conv = store.create_conversation(ALICE)
+    store.add_message(conv.id, ALICE, "user", "How long is parental leave?")
+    answer = store.add_message(conv.id, ALICE, "assistant", "", mode="streaming")
+    store.update_message(answer.id, ALICE, "Parental leave is", mode="streaming")
+    with pytest.raises(NotFound):
+        store.update_message(answer.id, BOB, "hijacked")
+    cite = Citation(1, "d1", "leave.md", None, "Parental leave is 98 days.", "98 days", None, "hr")
+    store.update_message(answer.id, ALICE, "Parental leave is 98 days [1].", citations=[cite], mode="extractive")
+    [_, saved] = store.messages(conv.id, ALICE)
+    assert (saved.content, saved.mode, saved.seq) == ("Parental leave is 98 days [1].", "extractive", 2)
+    assert [c["file_name"] for c in saved.citations] == ["leave.md"]
+    store.delete_conversation(conv.id, ALICE)
+    with pytest.raises(NotFound):
+        store.update_message(answer.id, ALICE, "too late")

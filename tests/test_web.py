@@ -39,11 +39,13 @@ def _serve_app(tmp_path: Path, ollama_host: str | None = None, extra_env: dict |
     env.pop("OLLAMA_HOST", None)
     if ollama_host:
         env["OLLAMA_HOST"] = ollama_host
-    # cwd is not the repo: Streamlit must still find the config shipped next to app.py
+    # cwd is not the repo: Streamlit must still find the config shipped next to app.py; its output goes to
+    # server.log next to the test's files (read it when a browser test fails)
+    log = open(tmp_path / "server.log", "ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
          "--server.port", str(port), "--server.address", "127.0.0.1"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
@@ -55,7 +57,8 @@ def _serve_app(tmp_path: Path, ollama_host: str | None = None, extra_env: dict |
             time.sleep(0.3)
     else:
         proc.kill()
-        pytest.fail("streamlit did not start: " + proc.stdout.read().decode(errors="replace")[-2000:])
+        log.close()
+        pytest.fail("streamlit did not start: " + (tmp_path / "server.log").read_text(errors="replace")[-2000:])
     try:
         yield url
     finally:
@@ -65,6 +68,7 @@ def _serve_app(tmp_path: Path, ollama_host: str | None = None, extra_env: dict |
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=20)
+        log.close()
 
 
 @pytest.fixture

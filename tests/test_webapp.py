@@ -190,3 +190,52 @@ def _wait_for(condition, seconds: float, message: str) -> None:
     while not condition():
         assert time.monotonic() < deadline, message
         time.sleep(0.2)
+
+
+def test_stop_keeps_the_partial_answer_and_delete_asks_first(tmp_path, page):  # noqa: F811
+    from fake_ollama import FakeOllama
+    from zhiku.core.settings import load_settings
+    from zhiku.retrieval.types import LOCAL_ADMIN
+    from zhiku.services import build_services
+
+    note = tmp_path / "canteen.md"
+    note.write_text("# Canteen\n\nThe canteen on floor 3 serves lunch from 11:30 to 13:30 every working day.",
+                    encoding="utf-8")
+    services = build_services(load_settings(data_dir=tmp_path / "data"))
+    try:
+        services.ingestor.ingest_paths([note], "default", LOCAL_ADMIN)
+    finally:
+        services.close()
+    long_reply = "The canteen serves lunch from 11:30 to 13:30 [1]. " + "It is on floor 3 and open every working day. " * 40
+    with FakeOllama(models=["qwen2.5:7b-instruct"], reply=lambda body: long_reply, chunk_size=8,
+                    chunk_delay=0.15) as fake, \
+            _serve_app(tmp_path, fake.host) as url, _screenshot_on_failure(page, tmp_path):
+        page.goto(url)
+        page.get_by_text("Answers written by Ollama").wait_for(timeout=60_000)
+        _ask(page, "When does the canteen serve lunch?")
+        reply = page.get_by_test_id("stChatMessage").nth(1)
+        reply.get_by_text("11:30").first.wait_for(timeout=60_000)  # streaming has begun
+        reply.get_by_role("button", name="Stop").click()
+        page.get_by_text("Stopped before the answer was complete").wait_for(timeout=30_000)
+        _settle(page)
+        shown = page.get_by_test_id("stChatMessage").nth(1).inner_text()
+        assert "11:30" in shown and shown.count("working day") < 40  # what was written so far, no more
+        store = _store(tmp_path / "data")
+        try:
+            [conv] = store.conversations(LOCAL_ADMIN)
+            saved = store.messages(conv.id, LOCAL_ADMIN)
+        finally:
+            store.close()
+        assert saved[0].mode is None and saved[1].mode in ("stopped", "streaming") and 0 < len(saved[1].content) < len(long_reply)
+
+        # delete from the documents table: select the row, confirm in a dialog
+        page.get_by_test_id("stSidebar").get_by_text("Documents", exact=True).click()
+        table = page.get_by_test_id("stDataFrame")
+        table.wait_for(timeout=60_000)
+        _settle(page)
+        table.click(position={"x": 18, "y": 54})  # the first row's selection box
+        page.get_by_role("button", name="Delete selected").click(timeout=30_000)
+        dialog = page.get_by_test_id("stDialog")
+        dialog.get_by_text("canteen.md").wait_for(timeout=30_000)
+        dialog.get_by_role("button", name="Delete", exact=True).click()
+        page.get_by_text("0 documents").wait_for(timeout=60_000)

@@ -3,6 +3,7 @@ copy and feedback on every answer."""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from pathlib import Path
@@ -17,9 +18,13 @@ from zhiku.ui import safe
 from zhiku.ui.i18n import t
 from zhiku.ui.sidebar import enqueue
 
+log = logging.getLogger(__name__)
+
 # an extractive answer is ready at once; shown a sentence at a time it reads like the written ones
 _SENTENCE_END = re.compile(r"(?<=[。！？；.!?;])\s*|\n")
 TYPE_PAUSE = 0.03
+STREAMING = "streaming"  # an answer being written; found so by a later run, it was stopped or cut off
+SAVE_EVERY = 0.5
 
 
 def _readable_collections(services: Services, user: User) -> list[str]:
@@ -170,18 +175,27 @@ def _type_out(shown: str, text: str, placeholder) -> None:
 
 def _answer(services: Services, user: User, conv: Conversation, question: str, history: list[dict],
             scope: list[str] | None) -> None:
-    """Stream the answer of question into the page and the store; Stop keeps what was written so far."""
+    """Stream the answer of question into the page and the store.
+
+    The text so far is saved as it arrives (at most every SAVE_EVERY seconds): Stop starts a new run of the page
+    at once, while this one ends at its next Streamlit call, and the new run shows what was saved.
+    """
+    stopped = t("stopped")  # no Streamlit call may run once a stop is under way
+    saved = services.store.add_message(conv.id, user, "assistant", "", notice=stopped, mode=STREAMING)
     with st.chat_message("assistant"):
         stop = st.empty()
-        stop.button(t("stop"), key="stop", icon=":material/stop_circle:")  # a click reruns the page, which ends this run
+        stop.button(t("stop"), key="stop", icon=":material/stop_circle:")  # a click starts a new run
         placeholder = st.empty()
-        shown, answer = "", None
+        shown, answer, last_save = "", None, time.monotonic()
         try:
             for event in services.answers.stream(question, user, history, scope):
                 if event.kind == "delta":
                     if services.answers.mode == "extractive":
                         _type_out(shown, event.text, placeholder)
                     shown += event.text
+                    if time.monotonic() - last_save > SAVE_EVERY:
+                        services.store.update_message(saved.id, user, shown, notice=stopped, mode=STREAMING)
+                        last_save = time.monotonic()
                     safe.show_markdown(shown + "▌", placeholder)
                 elif event.kind == "reset":
                     shown = ""
@@ -189,15 +203,14 @@ def _answer(services: Services, user: User, conv: Conversation, question: str, h
                     answer = event.answer
         except Exception:
             raise  # the page says what went wrong; the question stays in the conversation
-        except BaseException:  # Stop (a rerun) ends this run here: keep the part that was shown
-            services.store.add_message(conv.id, user, "assistant", shown, notice=t("stopped"), mode="stopped")
+        except BaseException as e:  # stopped: keep the part that was shown
+            log.info("answer stopped (%s) after %d characters", type(e).__name__, len(shown))
+            services.store.update_message(saved.id, user, shown, notice=stopped, mode="stopped")
             raise
         stop.empty()
         safe.show_markdown(answer.text, placeholder)
-        citations = [c.to_dict() for c in answer.citations]
-        services.store.add_message(conv.id, user, "assistant", answer.text, citations=citations,
-                                   notice=answer.notice, mode=answer.mode if answer.answerable else "refused",
-                                   query=answer.query)
+        services.store.update_message(saved.id, user, answer.text, citations=answer.citations, notice=answer.notice,
+                                      mode=answer.mode if answer.answerable else "refused", query=answer.query)
     st.rerun()  # draw it as a saved message, with its citations, copy and feedback
 
 
@@ -220,7 +233,7 @@ def render(services: Services, user: User, sample_dir: Path) -> None:
         if conv is None:
             conv = services.store.create_conversation(user, collections=scope)
             st.query_params["c"] = conv.id
-        history = [{"role": m.role, "content": m.content} for m in messages if m.mode != "stopped"]
+        history = [{"role": m.role, "content": m.content} for m in messages if m.mode not in ("stopped", STREAMING)]
         services.store.add_message(conv.id, user, "user", question)
         with st.chat_message("user"):
             safe.show_markdown(question)

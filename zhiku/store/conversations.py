@@ -177,6 +177,20 @@ class ConversationsMixin:
             conn.execute(sa.update(t.conversations).where(t.conversations.c.id == conv_id).values(**values))
         return Message(msg_id, conv_id, seq, role, content or "", _readable(cites, user), notice, mode, query, now)
 
+    def update_message(self, message_id: int, user: User, content: str, citations: Iterable = (),
+                       notice: str | None = None, mode: str | None = None, query: str | None = None) -> None:
+        """Replace an answer being written (its text so far, then the finished answer) in the user's conversation."""
+        cites = [_citation_dict(c) for c in citations]
+        with self.engine.begin() as conn:
+            conv_id = conn.execute(sa.select(t.messages.c.conversation_id).where(
+                t.messages.c.id == message_id)).scalar_one_or_none()
+            if conv_id is None:
+                raise NotFound(f"no message {message_id}: the conversation may have been deleted")
+            self._own(conn, conv_id, user)
+            conn.execute(sa.update(t.messages).where(t.messages.c.id == message_id).values(
+                content=content or "", citations=json.dumps(cites, ensure_ascii=False), notice=notice, mode=mode,
+                query=query))
+
     def messages(self, conv_id: str, user: User) -> list[Message]:
         """A conversation's messages in order; citations of collections the user can no longer read are left out."""
         m, f = t.messages, t.feedback
