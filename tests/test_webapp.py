@@ -88,6 +88,7 @@ def test_employee_and_admin_day_in_the_browser(tmp_path, page):  # noqa: F811
         assert "15 天" in answer.inner_text()
         answer.get_by_test_id("stExpander").first.locator("summary").click()
         answer.get_by_role("button", name="View page").first.wait_for(timeout=10_000)
+        page.get_by_test_id("stChatMessage").nth(0).scroll_into_view_if_needed()
         _shot(page, "chat.png")
         answer.get_by_role("button", name="View page").first.click()
         dialog = page.get_by_test_id("stDialog")

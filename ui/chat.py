@@ -76,7 +76,7 @@ def render_citations(services: Services, user: User, citations: list[dict], key:
 
 def _actions(services: Services, user: User, message: Message) -> None:
     """Copy and thumbs up/down with an optional comment, stored with the answer."""
-    cols = st.columns([1, 2, 6])
+    cols = st.columns([2, 2, 7])
     with cols[0].popover(t("copy"), icon=":material/content_copy:"):
         st.caption(t("copy.help"))
         st.code(message.content, language=None, wrap_lines=True)
