@@ -99,21 +99,24 @@ def test_passage_html_escapes_and_marks_quotes():
 
 def _chat_with_hostile_text():
     """A stored conversation whose every field holds an image, raw HTML and links (AppTest script)."""
+    from zhiku.retrieval.types import LOCAL_ADMIN
+    from zhiku.store import Message
     from zhiku.ui import chat
 
     payload = "![x](http://127.0.0.1:9/leak) <img src='http://127.0.0.1:9/leak'> <http://127.0.0.1:9/leak>"
     citation = {"n": 1, "doc_id": "d" * 32, "file_name": f"f {payload}.md", "page": 2, "text": f"T {payload}",
                 "quote": payload, "heading": f"H {payload}", "collection": f"c {payload}"}
-    chat._show({"role": "user", "content": f"Q {payload}"}, 0)
-    chat._show({"role": "assistant", "content": f"A {payload}", "notice": f"N {payload}",
-                "citations": [citation]}, 1)
+    # drawing saved messages reads nothing from the services (they are used when a button is clicked)
+    chat._show(None, LOCAL_ADMIN, Message(1, "c", 1, "user", f"Q {payload}", [], None, None, None, 0.0))
+    chat._show(None, LOCAL_ADMIN, Message(2, "c", 2, "assistant", f"A {payload}", [citation], f"N {payload}",
+                                          "extractive", None, 0.0, 1, f"C {payload}"))
 
 
 def test_chat_page_sends_streamlit_no_live_markdown():
     at = AppTest.from_function(_chat_with_hostile_text).run(timeout=120)  # imports the services
     assert not at.exception
     bodies = [m.value for m in at.markdown] + [c.value for c in at.caption] + [e.label for e in at.expander]
-    assert len(bodies) >= 8 and sum("leak" in b for b in bodies) >= 7
+    assert len(bodies) >= 7 and sum("leak" in b for b in bodies) >= 5  # question, answer, notice, passage, label
     for body in bodies:
         _assert_inert(STREAMLIT_MARKDOWN.render(body))
 
