@@ -68,8 +68,6 @@ STRINGS: dict[str, tuple[str, str]] = {
     "feedback.comment": ("Comment (optional)", "意见（可选）"),
     "feedback.send": ("Send", "提交"),
     "feedback.thanks": ("Thank you, your feedback is saved.", "谢谢，反馈已保存。"),
-    "source_gone": ("Some sources of this answer are in collections you can no longer read.",
-                    "此回答的部分来源位于您已无权访问的知识库中。"),
     # first run and empty states
     "first_run": ("**zhiku** answers questions from your company's documents, in Chinese or English, and every "
                   "answer cites the file, page and passage it comes from. Everything stays on this server.",
