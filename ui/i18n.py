@@ -14,7 +14,6 @@ NAMES = {"zh": "中文", "en": "English"}
 # key: (English, Chinese)
 STRINGS: dict[str, tuple[str, str]] = {
     # page and navigation
-    "title": ("zhiku · company knowledge base", "知库 · 企业知识库"),
     "loading": ("Loading the knowledge base…", "正在加载知识库…"),
     "nav.chat": ("Chat", "问答"),
     "nav.documents": ("Documents", "文档"),
@@ -130,7 +129,6 @@ STRINGS: dict[str, tuple[str, str]] = {
     "admin.title": ("### Administration", "### 管理"),
     "tab.users": ("Users", "用户"),
     "tab.collections": ("Collections", "知识库"),
-    "tab.index": ("Index and health", "索引与状态"),
     "tab.feedback": ("Feedback", "反馈"),
     "tab.audit": ("Audit log", "审计日志"),
     "reindex": ("Re-index", "重建索引"),
