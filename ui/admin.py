@@ -108,8 +108,15 @@ HEALTH_ICONS = {True: ":green[:material/check_circle:]", False: ":red[:material/
 def _health(services: Services) -> None:
     st.markdown(f"**{t('health')}**")
     for check in services.health():
-        label = t("health." + {"ollama": "llm"}.get(check.name, check.name))
-        st.markdown(f"{HEALTH_ICONS[check.ok]} **{label}** · " + safe.plain(check.detail))
+        name = {"ollama": "llm"}.get(check.name, check.name)
+        if check.ok is None:
+            detail = t(f"health.{name}.off")
+        elif check.facts:
+            facts = {k: safe.plain(v) if isinstance(v, str) else v for k, v in check.facts.items()}
+            detail = t(f"health.{name}.{'ok' if check.ok else 'down'}", **facts)
+        else:
+            detail = safe.plain(check.detail)  # a problem, in the words of the part that has it
+        st.markdown(f"{HEALTH_ICONS[check.ok]} **{t('health.' + name)}** · " + detail)
 
 
 def _feedback(services: Services, admin: User) -> None:

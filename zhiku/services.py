@@ -37,7 +37,8 @@ class Health:
 
     name: str
     ok: bool | None
-    detail: str
+    detail: str  # in English, for logs and the CLI
+    facts: dict = field(default_factory=dict)  # the figures in detail, for the page to say in its language
 
 
 @dataclass
@@ -75,38 +76,41 @@ class Services:
 
         def check(name: str, probe) -> None:
             try:
-                ok, detail = probe()
+                checks.append(Health(name, *probe()))
             except Exception as e:  # noqa: BLE001 - a health panel reports every failure, it never raises
-                ok, detail = False, f"{type(e).__name__}: {e}"
-            checks.append(Health(name, ok, detail))
+                checks.append(Health(name, False, f"{type(e).__name__}: {e}"))
 
         def index():
-            where = self.settings.qdrant_url or str(self.settings.index_dir)
-            return True, f"{self.index.backend} · {where} · {self.index.count(Scope.for_user(LOCAL_ADMIN))} chunks"
+            facts = {"backend": self.index.backend, "where": self.settings.qdrant_url or str(self.settings.index_dir),
+                     "chunks": self.index.count(Scope.for_user(LOCAL_ADMIN))}
+            return True, "{backend} · {where} · {chunks} chunks".format(**facts), facts
 
         def llm():
             if self.answers.llm is None:
-                return None, "not configured: extractive answers (set OLLAMA_HOST for written answers)"
+                return None, "not configured: extractive answers (set OLLAMA_HOST for written answers)", {}
             self.answers.refresh_llm()
             if self.answers.llm_problem:
-                return False, self.answers.llm_problem
-            return True, f"{self.answers.llm.host} · model {self.answers.llm.model} present"
+                return False, self.answers.llm_problem, {}
+            facts = {"host": self.answers.llm.host, "model": self.answers.llm.model}
+            return True, "{host} · model {model} present".format(**facts), facts
 
         def embedder():
             started = time.perf_counter()
             vector = self.embedder.embed_query("health check 健康检查")
-            return True, f"{self.embedder.name} · {len(vector)} dimensions · {1000 * (time.perf_counter() - started):.0f} ms"
+            facts = {"model": self.embedder.name, "dim": len(vector), "ms": round(1000 * (time.perf_counter() - started))}
+            return True, "{model} · {dim} dimensions · {ms} ms".format(**facts), facts
 
         def worker():
-            queued = len(self.store.jobs(states=("queued",), limit=10_000))
-            running = len(self.store.jobs(states=("running",), limit=10_000))
+            facts = {"queued": len(self.store.jobs(states=("queued",), limit=10_000)),
+                     "running": len(self.store.jobs(states=("running",), limit=10_000))}
             if self._thread is not None and not self.worker_running:
-                return False, f"stopped: {queued} queued jobs wait until the app restarts"
-            return True, f"{'running' if self.worker_running else 'in the CLI process'} · {queued} queued, {running} running"
+                return False, "stopped: {queued} queued jobs wait until the app restarts".format(**facts), facts
+            return True, "{queued} queued, {running} running".format(**facts), facts
 
         def store():
             documents, chunks, _ = self.store.stats()
-            return True, f"{self.store.dialect} · {documents} documents, {chunks} chunks"
+            facts = {"dialect": self.store.dialect, "documents": documents, "chunks": chunks}
+            return True, "{dialect} · {documents} documents, {chunks} chunks".format(**facts), facts
 
         for name, probe in (("index", index), ("ollama", llm), ("embedder", embedder), ("worker", worker),
                             ("store", store)):
