@@ -156,3 +156,27 @@ def test_every_interface_string_exists_in_both_languages():
 
         names = lambda s: sorted(f for _, f, _, _ in string.Formatter().parse(s) if f)  # noqa: E731
         assert names(english) == names(chinese), key
+
+
+def test_a_failed_reindex_says_why_and_the_old_index_keeps_answering(two_collections):
+    import time
+
+    services = two_collections
+    [leave] = services.store.documents(["hr"])
+    services.ingestor.original_path(leave).unlink()  # a stored original lost on disk
+    at = _run(AppTest.from_function(_page))
+    [button] = [b for b in at.sidebar.button if b.label == "Re-index every document"]
+    button.click()
+    _run(at)
+    deadline = time.monotonic() + 120
+    while services.store.jobs(kinds=("reindex",), limit=1)[0].state in ("queued", "running"):
+        assert time.monotonic() < deadline, "the re-index did not end"
+        time.sleep(0.2)
+    at.run(timeout=120)
+    assert not at.exception
+    errors = [_plain(e.value) for e in at.sidebar.error]
+    assert any("Re-index failed, the previous index keeps serving" in e and "leave.md" in e for e in errors), errors
+    at.chat_input[0].set_value("How long is parental leave?")
+    at.run(timeout=120)
+    assert not at.exception
+    assert any("leave.md" in label for label in _labels(at))  # answered from the index that kept serving
