@@ -66,7 +66,7 @@ class _JobCallbacks(Callbacks):
     def unchanged(self, item: Item) -> bool:
         job: Job = item.key
         doc = self.worker.store.document(job.document_id)
-        if doc is None or doc.status != "indexed" or doc.content_hash != job.content_hash:
+        if job.force or doc is None or doc.status != "indexed" or doc.content_hash != job.content_hash:
             return False
         if doc.blob != job.blob:
             self.worker.originals.remove(job.blob)

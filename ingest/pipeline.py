@@ -94,7 +94,7 @@ class Ingestor:
             raise NotFound(f"there is no collection {collection!r}: ask an admin to create it")
 
     def _stage(self, batch: str, collection: str, path: str, source: str, user: User,
-               read: Callable[[], bytes]) -> Job:
+               read: Callable[[], bytes], force: bool = False) -> Job:
         """Store the original and queue it, or record why it was refused."""
         try:
             check_supported(path.rsplit("/", 1)[-1])
@@ -108,7 +108,7 @@ class Ingestor:
             return self.store.record_refusal(batch, collection, path, source=source, actor=user.name, error=str(e))
         try:
             job = self.store.enqueue_ingest(batch, collection, path, source=source, actor=user.name, blob=blob,
-                                            content_hash=digest, size=len(data))
+                                            content_hash=digest, size=len(data), force=force)
         except BaseException:
             self.originals.remove(blob)
             raise
@@ -286,6 +286,34 @@ class Ingestor:
         if wait:
             self.wait(jobs)
         return docs
+
+    def reindex_collection(self, collection: str, user: User, progress: ProgressFn | None = None, *,
+                           wait: bool = True) -> list[Job]:
+        """Re-parse and re-embed every document of one collection from its stored original.
+
+        Each document switches to its new version on its own, as an update does: questions are answered
+        from the old version until then, and a document that fails keeps its old version. (A change of
+        embedding model needs the whole index rebuilt: reindex.)
+
+        Args:
+            collection: the collection's name.
+            user: the acting user (admins only).
+            progress: called as documents move through the stages.
+            wait: run the jobs here until they finish (False: queue them for the app's worker).
+        Returns:
+            The jobs, one per document.
+        """
+        if not user.is_admin:
+            self.store.audit(user.name, "denied", collection, "reindex")
+            raise AccessDenied(f"{user.name} may not re-index: ask an admin")
+        if self.store.collection(collection) is None:
+            raise NotFound(f"no collection {collection!r}: see `zhiku collection list`")
+        batch = new_id()
+        jobs = [self._stage(batch, collection, doc.path, f"re-index of {collection}", user,
+                            lambda d=doc: self.originals.read(d.blob, d.content_hash), force=True)
+                for doc in self.store.documents([collection])]
+        self.store.audit(user.name, "reindex", collection, f"{len(jobs)} documents, batch {batch}")
+        return self.wait(jobs, progress) if wait else jobs
 
     def reindex(self, user: User, progress: ProgressFn | None = None, *, wait: bool = True) -> Job:
         """Rebuild the index from the stored originals into a new generation; the old one serves meanwhile."""

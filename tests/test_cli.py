@@ -125,6 +125,11 @@ def test_delete_and_reindex(tmp_path):
     assert missing.returncode != 0 and "no document" in missing.stderr
     assert run_cli("reindex", env=env).returncode == 0
     assert _json(run_cli("stats", "--json", env=env)) == after
+    one = _json(run_cli("reindex", "--collection", "default", "--json", env=env))
+    assert (one["status"], one["documents"], one["chunks"]) == ("done", 1, after["chunks"])
+    assert _json(run_cli("stats", "--json", env=env)) == after
+    unknown = run_cli("reindex", "--collection", "nope", env=env)
+    assert unknown.returncode != 0 and "no collection 'nope'" in unknown.stderr
 
 
 def test_ask_with_ollama_in_both_languages(kb, fake_ollama):

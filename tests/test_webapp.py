@@ -137,7 +137,7 @@ def test_employee_and_admin_day_in_the_browser(tmp_path, page):  # noqa: F811
         sidebar.get_by_text("Administration", exact=True).click()
         page.get_by_text("Health").first.wait_for(timeout=60_000)
         sidebar.get_by_text("Re-index", exact=True).click()
-        sidebar.get_by_role("button", name="Re-index every document").click(timeout=60_000)
+        sidebar.get_by_role("button", name="Start re-index").click(timeout=60_000)
         marker = data / "paused-switch"
         _wait_for(marker.exists, 300, "the re-index never reached the swap")
         sidebar.get_by_text("Re-indexing").first.wait_for(timeout=30_000)

@@ -132,10 +132,15 @@ STRINGS: dict[str, tuple[str, str]] = {
     "tab.feedback": ("Feedback", "反馈"),
     "tab.audit": ("Audit log", "审计日志"),
     "reindex": ("Re-index", "重建索引"),
-    "reindex.help": ("Rebuild the index from the stored originals into a new generation. Questions are answered "
-                     "from the current index meanwhile; it is swapped only when the new one is complete.",
-                     "用已存储的原文件重建一代新索引。期间继续使用当前索引回答问题，新索引完整后才切换。"),
-    "reindex.all": ("Re-index every document", "重建全部索引"),
+    "reindex.help": ("Every collection: a new index generation is built from the stored originals while the "
+                     "current one answers; it is swapped in when complete. One collection: each document is "
+                     "re-embedded and switches on its own.",
+                     "全部知识库：用已存储的原文件构建新一代索引，期间由当前索引回答问题，完成后才切换。"
+                     "单个知识库：逐篇重新向量化，每篇完成后各自切换。"),
+    "reindex.every": ("Every collection (new index generation)", "全部知识库（新一代索引）"),
+    "reindex.go": ("Start re-index", "开始重建索引"),
+    "reindex.kept": ("{n} documents kept their previous version: {error}", "{n} 篇文档保留原版本：{error}"),
+    "reindex.collection_done": ("Re-indexed {n} documents.", "已重建 {n} 篇文档。"),
     "reindex.queued": ("Re-index queued: the current index answers questions meanwhile.",
                        "已排队重建索引：期间由当前索引回答问题。"),
     "reindex.running": ("Re-indexing: {done} of {total} documents", "正在重建索引：{done}/{total} 篇文档"),

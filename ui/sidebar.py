@@ -114,37 +114,63 @@ def _upload_panel(services: Services, user: User, expanded: bool) -> None:
 
 @st.fragment(run_every=1.0)
 def reindex_status(services: Services) -> None:
-    """The last re-index job: a progress bar while it runs, then how it ended."""
-    jobs = services.store.jobs(kinds=("reindex",), limit=1)
-    if not jobs:
-        return
-    job = jobs[0]
-    if job.state in ("queued", "running"):
-        st.progress(min(job.done / max(job.total, 1), 1.0), text=t("reindex.running", done=job.done, total=job.total))
-    elif job.state == "failed":
-        st.error(t("reindex.failed", error=safe.plain(job.error)))
+    """The last re-index: a progress bar while it runs (from the job rows), then how it ended."""
+    batch = st.session_state.get("reindex-batch")
+    if batch is not None:  # one collection: its documents' jobs
+        jobs = services.store.jobs(batch=batch, limit=100_000)
+        done = sum(j.finished for j in jobs)
+        failed = [j for j in jobs if j.state == "failed"]
+        if done < len(jobs):
+            st.progress(done / max(len(jobs), 1), text=t("reindex.running", done=done, total=len(jobs)))
+        elif failed:
+            st.error(t("reindex.kept", n=len(failed), error=safe.plain(f"{failed[0].path}: {failed[0].error}")))
+        else:
+            st.success(t("reindex.collection_done", n=len(jobs)))
+        running = done < len(jobs)
     else:
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(job.finished_at or job.updated_at))
-        st.success(t("reindex.done", when=when))
-    if (job.state in ("queued", "running")) != st.session_state.get("reindex-running", False):
-        st.session_state["reindex-running"] = job.state in ("queued", "running")
-        st.rerun(scope="app")  # the button below is enabled again when it ends
+        last = services.store.jobs(kinds=("reindex",), limit=1)
+        if not last:
+            return
+        job = last[0]
+        running = job.state in ("queued", "running")
+        if running:
+            st.progress(min(job.done / max(job.total, 1), 1.0),
+                        text=t("reindex.running", done=job.done, total=job.total))
+        elif job.state == "failed":
+            st.error(t("reindex.failed", error=safe.plain(job.error)))
+        else:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(job.finished_at or job.updated_at))
+            st.success(t("reindex.done", when=when))
+    if running != st.session_state.get("reindex-running", False):
+        st.session_state["reindex-running"] = running
+        st.rerun(scope="app")  # the button is enabled again when it ends
 
 
 def _reindex_panel(services: Services, user: User) -> None:
-    """Admins re-index from the sidebar; questions are answered from the current index meanwhile."""
+    """Admins re-index everything or one collection from the sidebar; questions are answered meanwhile."""
     if not user.is_admin:
         return
     with st.expander(t("reindex")):
         st.caption(t("reindex.help"))
+        everything = t("reindex.every")
+        names = sorted(c.name for c in services.store.collections())
+        target = st.selectbox(t("upload.collection"), [everything] + names, key="reindex-target",
+                              format_func=lambda n: n if n == everything else safe.plain(n))
         last = services.store.jobs(kinds=("reindex",), limit=1)
-        running = bool(last) and last[0].state in ("queued", "running")
-        if st.button(t("reindex.all"), icon=":material/refresh:", disabled=running, key="reindex-all", use_container_width=True):
+        running = (bool(last) and last[0].state in ("queued", "running")) or st.session_state.get("reindex-running")
+        if st.button(t("reindex.go"), icon=":material/refresh:", disabled=bool(running), key="reindex-all",
+                     use_container_width=True):
             try:
-                services.ingestor.reindex(user, wait=False)
+                if target == everything:
+                    services.ingestor.reindex(user, wait=False)
+                    st.session_state.pop("reindex-batch", None)
+                else:
+                    jobs = services.ingestor.reindex_collection(target, user, wait=False)
+                    st.session_state["reindex-batch"] = jobs[0].batch if jobs else None
                 st.toast(t("reindex.queued"))
             except ZhikuError as e:
                 st.error(safe.plain(e))
+                return
             st.rerun()
         reindex_status(services)
 

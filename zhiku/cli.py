@@ -208,6 +208,8 @@ def cmd_delete(args) -> int:
 
 
 def cmd_reindex(args) -> int:
+    if args.collection:
+        return _reindex_collection(args)
     with _services() as s, _progress_bar(not args.json and sys.stderr.isatty()) as progress:
         job = s.ingestor.reindex(_acting(s, args), progress)
         documents, chunks, _ = s.store.stats()
@@ -219,6 +221,23 @@ def cmd_reindex(args) -> int:
     if not ok:
         print(f"zhiku: re-index failed: {job.error}", file=sys.stderr)
     return 0 if ok else 1
+
+
+def _reindex_collection(args) -> int:
+    """Re-embed one collection's documents in place; the others are untouched."""
+    with _services() as s, _progress_bar(not args.json and sys.stderr.isatty()) as progress:
+        jobs = s.ingestor.reindex_collection(args.collection, _acting(s, args), progress)
+        documents, chunks, _ = s.store.stats([args.collection])
+    failed = [j for j in jobs if j.state == "failed"]
+    error = "; ".join(f"{j.path}: {j.error}" for j in failed[:5]) or None
+    if args.json:
+        _print_json({"status": "failed" if failed else "done", "documents": documents, "chunks": chunks,
+                     "error": error})
+    elif not failed:
+        print(f"re-indexed {documents} documents of {args.collection} ({chunks} chunks)")
+    if failed:
+        print(f"zhiku: {len(failed)} document(s) kept their previous version: {error}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 def cmd_recover(args) -> int:
@@ -558,6 +577,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_recover)
 
     p = sub.add_parser("reindex", help="rebuild the index from the stored originals (the old one serves meanwhile)")
+    p.add_argument("--collection", help="re-embed only this collection's documents, each switching on its own")
     p.add_argument("--json", action="store_true")
     _add_user_option(p)
     p.set_defaults(func=cmd_reindex)

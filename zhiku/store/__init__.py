@@ -106,6 +106,7 @@ class Job:
     finished_at: float | None
     updated_at: float
     dismissed_at: float | None = None
+    force: bool | None = None
 
     @property
     def finished(self) -> bool:
@@ -236,7 +237,7 @@ class Store(AccountStore, ConversationsMixin):
     # ------------------------------------------------------------ enqueueing
     def enqueue_ingest(
         self, batch: str, collection: str, path: str, *, source: str, actor: str,
-        blob: str, content_hash: str, size: int,
+        blob: str, content_hash: str, size: int, force: bool = False,
     ) -> Job:
         """Queue a stored original for indexing at (collection, path); creates the document row if new."""
         now = time.time()
@@ -254,7 +255,7 @@ class Store(AccountStore, ConversationsMixin):
             job_id = conn.execute(sa.insert(t.jobs).values(
                 kind="ingest", state="queued", stage="queued", batch=batch, collection_id=coll.id, path=path,
                 document_id=doc_id, blob=blob, content_hash=content_hash, size=size, source=source, actor=actor,
-                chunks=0, done=0, total=0, attempts=0, created_at=now, updated_at=now,
+                force=force or None, chunks=0, done=0, total=0, attempts=0, created_at=now, updated_at=now,
             ).returning(t.jobs.c.id)).scalar_one()
         return self.job(job_id)
 

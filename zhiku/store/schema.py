@@ -89,6 +89,7 @@ jobs = Table(
     Column("started_at", Float),
     Column("finished_at", Float),
     Column("updated_at", Float, nullable=False),
+    Column("force", Boolean),  # index even if the content is unchanged (a collection's re-index; migration 0003)
     Column("dismissed_at", Float),  # the uploader dismissed this row from their upload list (migration 0003)
     Index("ix_jobs_state", "state", "id"),
     Index("ix_jobs_key", "collection_id", "path"),

@@ -55,11 +55,14 @@ def upgrade() -> None:
     op.create_index("ix_feedback_updated_at", "feedback", ["updated_at"])
     # a nullable column: both databases add it in place, existing rows read NULL (not dismissed)
     op.add_column("jobs", sa.Column("dismissed_at", sa.Float))
+    # re-indexing a collection re-embeds unchanged originals (nullable: existing rows read NULL, not forced)
+    op.add_column("jobs", sa.Column("force", sa.Boolean))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("jobs") as batch:
         batch.drop_column("dismissed_at")
+        batch.drop_column("force")
     op.drop_table("feedback")
     op.drop_table("messages")
     op.drop_table("conversations")
