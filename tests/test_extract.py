@@ -103,3 +103,13 @@ def test_neighbouring_chunks_are_read_as_one_passage_and_nothing_is_quoted_twice
 ])
 def test_follow_up_detection(question, depends):
     assert depends_on_context(question) is depends
+
+
+def test_translated_keywords_are_embedded_as_the_dictionary_writes_them():
+    from zhiku.retrieval.keywords import question_groups, translated_keywords
+    from zhiku.retrieval.translate import Translator
+
+    words = translated_keywords(question_groups("在家办公有什么要求？", Translator())).split()
+    # the English question the embedding model compares with English passages: words, not stems
+    assert "home" in words and "official" in words and "business" in words
+    assert "offici" not in words and "busi" not in words
