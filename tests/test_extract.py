@@ -113,3 +113,15 @@ def test_translated_keywords_are_embedded_as_the_dictionary_writes_them():
     # the English question the embedding model compares with English passages: words, not stems
     assert "home" in words and "official" in words and "business" in words
     assert "offici" not in words and "busi" not in words
+
+
+def test_sentences_of_one_paragraph_are_quoted_with_the_one_between_them():
+    text = ("Ad-hoc remote day: a single remote day outside your regular schedule, for example to wait for a "
+            "delivery or a repair. Ask your manager in LantingOne no later than 18:00 on the previous working day. "
+            "Each employee may take at most 2 ad-hoc remote days per month.")
+    hits = [_hit(text, heading="Remote work")]
+    choice = choose("By when must I ask for an ad-hoc remote day?", hits)
+    answer, citations = render(choice, hits, "Quoted:")
+    # the skipped middle sentence holds the answer; the quote stays one verbatim piece of the passage
+    assert "no later than 18:00" in answer
+    assert answer.count("[1]") == 1 and citations[0].quote in text
