@@ -350,8 +350,10 @@ class AnswerService:
         """
         if self.mode != "ollama":
             return None
+        # one element per turn: an earlier answer's text cannot start a line that reads as another role
         transcript = "\n".join(
-            f"{'assistant' if m.get('role') == 'assistant' else 'user'}: {_escape(str(m.get('content', ''))[:500])}"
+            f'<turn role="{"assistant" if m.get("role") == "assistant" else "user"}">'
+            f'{_escape(str(m.get("content", ""))[:500])}</turn>'
             for m in history[-6:]
         )
         messages = [

@@ -59,6 +59,8 @@ class Group:
     text: str
     options: tuple[tuple[str, ...], ...]
     translated: bool = False  # the second and later options come from the bilingual dictionary
+    # the translations as the dictionary writes them (options hold matching forms: offici, busi)
+    surface: tuple[str, ...] = ()
 
 
 class Text:
@@ -120,19 +122,21 @@ def question_groups(question: str, translator=None) -> list[Group]:
     if translator is None:
         return groups
     for phrase, found in translator.expand_groups(question, senses=8):
-        extra = tuple((t,) if CJK.match(t) else tuple(match_form(w) for w in terms(t)) for t in found)
-        extra = tuple(option for option in extra if option)
-        if not extra:
+        pairs = [(t, (t,) if CJK.match(t) else tuple(match_form(w) for w in terms(t))) for t in found]
+        pairs = [(t, option) for t, option in pairs if option]
+        if not pairs:
             continue
+        extra = tuple(option for _, option in pairs)
+        surface = tuple(t for t, _ in pairs)
         words = [w for w in (terms(phrase) if not is_chinese(phrase) else [phrase]) if w]
         covered = [g for g in groups if g.text in words or any(g.text in w or w in g.text for w in words)]
         if covered:
             first = groups.index(covered[0])
             groups = [g for g in groups if g not in covered]
             own_option = tuple(dict.fromkeys(t for g in covered for t in g.options[0]))
-            groups.insert(first, Group(phrase, (own_option,) + extra, True))
+            groups.insert(first, Group(phrase, (own_option,) + extra, True, surface))
         else:
-            groups.append(Group(phrase, ((match_form(phrase),),) + extra, True))
+            groups.append(Group(phrase, ((match_form(phrase),),) + extra, True, surface))
     return groups
 
 
@@ -177,6 +181,7 @@ def translated_keywords(groups: list[Group]) -> str:
         return ""
     words = []
     for g in groups:
-        found = [" ".join(option) for option in g.options[1:5]] if g.translated else []
+        # the dictionary's own words: the embedding model reads "official business", not "offici busi"
+        found = list(g.surface[:4]) if g.translated else []
         words.extend(found or [g.text])
     return " ".join(words)

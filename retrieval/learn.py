@@ -108,18 +108,21 @@ def fit(data, l2: float = 0.01, steps: int = 3000, rate: float = 0.03, sample_we
     scale = np.concatenate([matrix for matrix, _ in data]).std(axis=0) + 1e-6
     counts = np.ones(len(data)) if sample_weights is None else np.asarray(sample_weights, dtype=float)
     counts = counts / counts.sum()
-    data = [(matrix / scale, labels) for matrix, labels in data]
+    # all questions' candidates in one matrix: a softmax per question over its own rows
+    x = np.concatenate([matrix / scale for matrix, _ in data]).astype(np.float64)
+    sizes = np.array([len(labels) for _, labels in data])
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    question = np.repeat(np.arange(len(data)), sizes)
+    target = np.concatenate([labels / labels.sum() for _, labels in data])
+    row_weight = np.repeat(counts, sizes)
     w = np.zeros(len(names))
     m = np.zeros_like(w)
     v = np.zeros_like(w)
     for step in range(1, steps + 1):
-        grad = l2 * w
-        for (matrix, labels), count in zip(data, counts):
-            s = matrix @ w
-            p = np.exp(s - s.max())
-            p /= p.sum()
-            target = labels / labels.sum()
-            grad += count * (matrix.T @ (p - target))
+        s = x @ w
+        e = np.exp(s - np.maximum.reduceat(s, starts)[question])
+        p = e / np.add.reduceat(e, starts)[question]
+        grad = l2 * w + x.T @ (row_weight * (p - target))
         # Adam: the features have different scales (cosines near 0.8, shares in 0..1)
         m = 0.9 * m + 0.1 * grad
         v = 0.999 * v + 0.001 * grad**2

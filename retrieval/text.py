@@ -142,12 +142,15 @@ def split_sentences(text: str) -> list[str]:
 QUESTION_WORDS_ZH = frozenset(
     """几 几天 几次 几号 几点 几个 几年 几月 几位 几种 多少 多久 多长 多长时间 多大 多高 多远 什么 什么样 什么时候
     怎么 怎么样 怎样 怎么办 如何 哪 哪些 哪个 哪天 哪家 哪里 哪儿 哪位 哪种 为什么 是否 吗 呢 吧 能否 可否 是不是
-    有没有 要不要 能不能 可不可以 会不会 用不用 需不需要 可以 能 请问 想 我 我们 要 需要 一下""".split()
+    有没有 要不要 能不能 可不可以 会不会 用不用 需不需要 可以 能 请问 想 我 我们 要 需要 一下
+    以后 之后 以前 之前 时候 的话 一般 通常 应该 一直 期间 现在 目前 最晚 最早 最长 最多 最少 大概 大约""".split()
 )
+# auxiliaries jieba glues to a neighbour in words its dictionary lacks (能休, 最多能, 假要, 会扣, 来批)
+_AUXILIARY = frozenset("能要会可还就都也再被来去着了过掉完得没叫")
 QUESTION_WORDS_EN = frozenset(
     """how much many long often soon quickly early late far what which who whom whose when where why
     can could may might must should shall will would do does did is are am was were i my me we our you your
-    get allowed""".split()
+    get allowed i'm i've i'd""".split()
 )
 
 
@@ -170,6 +173,18 @@ def query_terms(text: str) -> list[str]:
     return out or terms(text)
 
 
+def _peel(word: str) -> list[str]:
+    """A word jieba does not know, with auxiliaries at its edges split off (能休 → 能, 休; 最多能 → 最多, 能);
+    known words stay whole (要求, 完成, 还清)."""
+    if len(word) < 2 or not CJK.match(word) or word_frequency(word) > 0:
+        return [word]
+    head = [ch for ch in word[:1] if ch in _AUXILIARY]
+    rest = word[len(head):]
+    tail = [ch for ch in rest[-1:] if ch in _AUXILIARY and len(rest) > 1]
+    core = rest[: len(rest) - len(tail)]
+    return head + ([core] if core else []) + tail
+
+
 def keywords(text: str) -> list[str]:
     """Distinct keywords for matching by substring: like query_terms, but single characters that jieba
     left apart are joined again (年 + 假 → 年假, a word its dictionary lacks), and sub-words of a longer
@@ -178,9 +193,9 @@ def keywords(text: str) -> list[str]:
     for run in _WORD.findall(strip_question_words(text).lower()):
         if not CJK.match(run):
             if run not in STOP_EN and run not in QUESTION_WORDS_EN:
-                out.append(_stem(run))
+                out.append(_stem(re.sub(r"'s$", "", run)))  # Lanting's → lanting
             continue
-        words = [w for w in segment(run) if w.strip()]
+        words = [piece for w in segment(run) if w.strip() for piece in _peel(w)]
         merged: list[str] = []
         for word in words:
             single = len(word) == 1 and CJK.match(word)

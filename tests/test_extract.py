@@ -42,6 +42,15 @@ def test_question_keywords_drop_the_asking_words():
     assert keywords("How long is maternity leave?") == ["maternity", "leave"]
 
 
+def test_question_keywords_drop_fillers_and_glued_auxiliaries():
+    # jieba glues 能 to 休 in a word it does not know; 的时候 and 以后 say when, not what about
+    assert keywords("结婚能休多长时间的假？") == ["结婚", "休", "假"]
+    assert keywords("开发票的时候抬头应该写什么？") == ["开发票", "抬头", "写"]
+    assert keywords("病假超过带薪天数以后工资怎么发？") == ["病假", "超过", "带薪", "天数", "工资", "发"]
+    assert keywords("Who is Lanting's chief financial officer?") == ["lanting", "chief", "financial", "officer"]
+    assert keywords("要求") == ["要求"]  # a word jieba knows keeps its first character
+
+
 def test_a_pdf_table_extracted_one_cell_per_line_is_read_with_its_header():
     text = "具体标准如下：\n城市类别\n适用城市\n住宿上限\n一线城市\n北京、上海\n600 元\n其他城市\n其余\n350 元\n例如，前往上海出差三晚，合计为 1800 元。"
     spans = read_spans(0, text, "差旅")
@@ -94,3 +103,25 @@ def test_neighbouring_chunks_are_read_as_one_passage_and_nothing_is_quoted_twice
 ])
 def test_follow_up_detection(question, depends):
     assert depends_on_context(question) is depends
+
+
+def test_translated_keywords_are_embedded_as_the_dictionary_writes_them():
+    from zhiku.retrieval.keywords import question_groups, translated_keywords
+    from zhiku.retrieval.translate import Translator
+
+    words = translated_keywords(question_groups("在家办公有什么要求？", Translator())).split()
+    # the English question the embedding model compares with English passages: words, not stems
+    assert "home" in words and "official" in words and "business" in words
+    assert "offici" not in words and "busi" not in words
+
+
+def test_sentences_of_one_paragraph_are_quoted_with_the_one_between_them():
+    text = ("Ad-hoc remote day: a single remote day outside your regular schedule, for example to wait for a "
+            "delivery or a repair. Ask your manager in LantingOne no later than 18:00 on the previous working day. "
+            "Each employee may take at most 2 ad-hoc remote days per month.")
+    hits = [_hit(text, heading="Remote work")]
+    choice = choose("By when must I ask for an ad-hoc remote day?", hits)
+    answer, citations = render(choice, hits, "Quoted:")
+    # the skipped middle sentence holds the answer; the quote stays one verbatim piece of the passage
+    assert "no later than 18:00" in answer
+    assert answer.count("[1]") == 1 and citations[0].quote in text
