@@ -29,12 +29,17 @@ def _settle(page) -> None:
     page.wait_for_timeout(500)
 
 
-def _shot(page, name: str) -> None:
+def _shot(page, name: str, height: int | None = None) -> None:
+    """A README screenshot (with ZHIKU_SCREENSHOTS set), optionally of a taller window."""
     folder = os.environ.get("ZHIKU_SCREENSHOTS")
     if folder:
+        size = page.viewport_size
+        if height:
+            page.set_viewport_size({"width": size["width"], "height": height})
         _settle(page)
         Path(folder).mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(Path(folder) / name), full_page=False)
+        page.set_viewport_size(size)
 
 
 def _upload_rows(page) -> str:
@@ -88,8 +93,7 @@ def test_employee_and_admin_day_in_the_browser(tmp_path, page):  # noqa: F811
         assert "15 天" in answer.inner_text()
         answer.get_by_test_id("stExpander").first.locator("summary").click()
         answer.get_by_role("button", name="View page").first.wait_for(timeout=10_000)
-        page.get_by_test_id("stChatMessage").nth(0).scroll_into_view_if_needed()
-        _shot(page, "chat.png")
+        _shot(page, "chat.png", height=1250)
         answer.get_by_role("button", name="View page").first.click()
         dialog = page.get_by_test_id("stDialog")
         dialog.locator("img").first.wait_for(timeout=60_000)
