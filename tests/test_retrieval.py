@@ -17,7 +17,7 @@ from zhiku.retrieval.rerank import LexicalReranker
 from zhiku.retrieval.search import Searcher
 from zhiku.retrieval.text import sparse_document
 from zhiku.retrieval.translate import Translator
-from zhiku.retrieval.types import LOCAL_ADMIN, Chunk
+from zhiku.retrieval.types import LOCAL_ADMIN, Chunk, Hit
 
 QUERIES = [
     "工作满十二年的员工每年有几天年假？",
@@ -189,3 +189,16 @@ def test_web_app_and_cli_share_the_embedded_index(make_services, tmp_path):
     assert stats.returncode == 0, stats.stderr
     assert json.loads(stats.stdout)["documents"] == 7
     assert services.ingestor.stats(LOCAL_ADMIN).documents == 7
+
+
+def test_the_ranker_does_not_inherit_the_order_of_tied_fused_scores():
+    import numpy as np
+
+    from zhiku.retrieval.ranker import FEATURES, Query, features
+
+    hits = [Hit(Chunk("d", "a.md", "default", i, text), score, i + 1)
+            for i, (text, score) in enumerate([("年假 规定 第一条。", 0.2), ("病假 规定 第二条。", 0.2), ("其他 内容。", 0.1)])]
+    query = Query("年假规定", np.zeros(4, dtype=np.float32), [], [])
+    fused = features(query, hits)[:, FEATURES.index("fused")]
+    # the engine may return the two tied passages either way round: both get the better place
+    assert fused[0] == fused[1] == 1.0 and fused[2] == 1.0 / 3
