@@ -145,7 +145,8 @@ def test_employee_and_admin_day_in_the_browser(tmp_path, page):  # noqa: F811
         sidebar.get_by_role("button", name="Start re-index").click(timeout=60_000)
         marker = data / "paused-switch"
         _wait_for(marker.exists, 300, "the re-index never reached the swap")
-        sidebar.get_by_text("Re-indexing").first.wait_for(timeout=30_000)
+        # the progress bar follows the job row: every document embedded, waiting for the swap
+        sidebar.get_by_text("Re-indexing: 5 of 5 documents").wait_for(timeout=60_000)
         _shot(page, "admin.png")
         page.get_by_test_id("stSidebar").get_by_text("Chat", exact=True).click()
         page.get_by_role("button", name="New chat").click(timeout=30_000)
