@@ -111,16 +111,22 @@ def cmd_ask(args) -> int:
             answer = s.answers.ask(args.question, user, collections=collections)
             _print_json(answer.to_dict())
             return 0
-        answer = None
-        for event in s.answers.stream(args.question, user, collections=collections):
-            if event.kind == "delta":
-                print(event.text, end="", flush=True)
-            elif event.kind == "reset":
-                print("\n[answer interrupted; falling back to quoted passages]\n")
-            elif event.kind == "done":
-                answer = event.answer
+        answer = _stream_to_terminal(s.answers.stream(args.question, user, collections=collections))
     _print_answer(answer)
     return 0
+
+
+def _stream_to_terminal(events):
+    """Print an answer as it is written; return the finished Answer."""
+    answer = None
+    for event in events:
+        if event.kind == "delta":
+            print(event.text, end="", flush=True)
+        elif event.kind == "reset":
+            print("\n[answer interrupted; falling back to quoted passages]\n")
+        elif event.kind == "done":
+            answer = event.answer
+    return answer
 
 
 def _acting_user(name: str | None):
@@ -165,14 +171,7 @@ def cmd_chat(args) -> int:
                 sys.stdout.write(json.dumps(answer.to_dict(), ensure_ascii=False) + "\n")
                 sys.stdout.flush()
             else:
-                answer = None
-                for event in s.answers.stream(question, user, history, collections):
-                    if event.kind == "delta":
-                        print(event.text, end="", flush=True)
-                    elif event.kind == "reset":
-                        print("\n[answer interrupted; falling back to quoted passages]\n")
-                    elif event.kind == "done":
-                        answer = event.answer
+                answer = _stream_to_terminal(s.answers.stream(question, user, history, collections))
                 _print_answer(answer)
                 print(flush=True)
             # the conversation so far: follow-ups are read against it
