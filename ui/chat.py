@@ -201,8 +201,10 @@ def _answer(services: Services, user: User, conv: Conversation, question: str, h
                     shown = ""
                 elif event.kind == "done":
                     answer = event.answer
-        except Exception:
-            raise  # the page says what went wrong; the question stays in the conversation
+        except Exception as e:  # the page says what went wrong; the conversation keeps it with the question
+            problem = str(e) if isinstance(e, ZhikuError) else t("error.unexpected", error=type(e).__name__)
+            services.store.update_message(saved.id, user, shown, notice=problem, mode="failed")
+            raise
         except BaseException as e:  # stopped: keep the part that was shown
             log.info("answer stopped (%s) after %d characters", type(e).__name__, len(shown))
             services.store.update_message(saved.id, user, shown, notice=stopped, mode="stopped")
@@ -233,7 +235,8 @@ def render(services: Services, user: User, sample_dir: Path) -> None:
         if conv is None:
             conv = services.store.create_conversation(user, collections=scope)
             st.query_params["c"] = conv.id
-        history = [{"role": m.role, "content": m.content} for m in messages if m.mode not in ("stopped", STREAMING)]
+        history = [{"role": m.role, "content": m.content} for m in messages
+                   if m.mode not in ("stopped", "failed", STREAMING)]
         services.store.add_message(conv.id, user, "user", question)
         with st.chat_message("user"):
             safe.show_markdown(question)
