@@ -215,4 +215,3 @@ def test_reindexing_one_collection_renews_its_documents_and_leaves_the_others(tw
     from zhiku.retrieval.index import Scope
 
     assert services.index.count(Scope.for_user(LOCAL_ADMIN)) == 2  # the old version's chunks are gone
-
