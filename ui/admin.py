@@ -14,21 +14,17 @@ from zhiku.core.errors import ZhikuError
 from zhiku.retrieval.types import User
 from zhiku.services import Services
 from zhiku.ui import safe
-from zhiku.ui.i18n import t
+from zhiku.ui.i18n import t, when
 
 
 def _names(text: str) -> list[str]:
     return [n.strip() for n in (text or "").split(",") if n.strip()]
 
 
-def _when(stamp: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp))
-
-
 def _users(services: Services, admin: User) -> None:
     accounts = services.accounts.users(admin)
     st.dataframe([{"name": a.name, "admin": a.is_admin, "disabled": a.disabled, "groups": ", ".join(a.groups),
-                   "created": _when(a.created_at), "by": a.created_by} for a in accounts],
+                   "created": when(a.created_at, seconds=True), "by": a.created_by} for a in accounts],
                  hide_index=True, use_container_width=True)
     with st.form("add-user", clear_on_submit=True):
         st.markdown(t("users.add"))
@@ -89,7 +85,7 @@ def _collections(services: Services, admin: User) -> None:
 
 def _audit(services: Services, admin: User) -> None:
     entries = services.accounts.audit_log(admin, limit=None)
-    rows = [{"time": _when(e.at), "actor": e.actor, "action": e.action, "target": e.target or "",
+    rows = [{"time": when(e.at, seconds=True), "actor": e.actor, "action": e.action, "target": e.target or "",
              "detail": e.detail or "", "address": e.address or ""} for e in entries]
     st.dataframe(rows[:1000], hide_index=True, use_container_width=True)
     buffer = io.StringIO()
@@ -105,9 +101,17 @@ def _audit(services: Services, admin: User) -> None:
 HEALTH_ICONS = {True: ":green[:material/check_circle:]", False: ":red[:material/error:]", None: ":material/remove:"}
 
 
+HEALTH_SECONDS = 30  # the checks reach Ollama and embed a sentence: not on every click of the admin page
+
+
 def _health(services: Services) -> None:
     st.markdown(f"**{t('health')}**")
-    for check in services.health():
+    again = st.button(t("health.again"), key="health-again")
+    checked = st.session_state.get("health")
+    if again or checked is None or time.time() - checked[0] > HEALTH_SECONDS:
+        checked = (time.time(), services.health())
+        st.session_state["health"] = checked
+    for check in checked[1]:
         name = {"ollama": "llm"}.get(check.name, check.name)
         if check.ok is None:
             detail = t(f"health.{name}.off")
@@ -128,7 +132,7 @@ def _feedback(services: Services, admin: User) -> None:
         return
     st.markdown(t("feedback.export", n=len(rows)))
     st.dataframe([{"rating": "+1" if r["rating"] > 0 else "-1", "question": r["question"], "comment": r["comment"] or "",
-                   "user": r["user"], "at": _when(r["at"])} for r in rows], hide_index=True, use_container_width=True)
+                   "user": r["user"], "at": when(r["at"])} for r in rows], hide_index=True, use_container_width=True)
     cols = st.columns(2)
     cols[0].download_button(t("export.csv"), feedback_export(rows, "csv"), "zhiku-feedback.csv", "text/csv",
                             key="feedback-csv")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import streamlit as st
 
 from zhiku.core.errors import ZhikuError
@@ -11,20 +9,16 @@ from zhiku.retrieval.types import User
 from zhiku.services import Services
 from zhiku.store import Document
 from zhiku.ui import safe
-from zhiku.ui.i18n import t
+from zhiku.ui.i18n import t, when
 
 STATUSES = ("indexed", "queued", "failed", "deleting")
-
-
-def _when(stamp: float | None) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp)) if stamp else ""
 
 
 def rows(docs: list[Document]) -> list[dict]:
     """The table's rows (column keys are translated in the header only)."""
     return [{
         "name": d.path, "collection": d.collection, "pages": str(d.pages) if d.pages is not None else "—", "chunks": d.chunks,
-        "size": round(d.size / 1024, 1), "ingested_at": _when(d.ingested_at), "by": d.ingested_by or "",
+        "size": round(d.size / 1024, 1), "ingested_at": when(d.ingested_at), "by": d.ingested_by or "",
         "status": t(f"status.{d.status}") if d.status in STATUSES else d.status, "error": d.error or "",
     } for d in docs]
 

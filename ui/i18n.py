@@ -6,6 +6,8 @@ error messages of the services is shown as it is (through ui/safe.py).
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 LANGUAGES = ("zh", "en")
@@ -148,6 +150,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "reindex.failed": ("Re-index failed, the previous index keeps serving: {error}",
                        "重建索引失败，继续使用原索引：{error}"),
     "health": ("Health", "运行状态"),
+    "health.again": ("Check again", "重新检查"),
     "health.index": ("Index", "索引"),
     "health.llm": ("Ollama", "Ollama"),
     "health.embedder": ("Embedding model", "向量模型"),
@@ -205,6 +208,13 @@ def t(key: str, **values) -> str:
     english, chinese = STRINGS[key]
     text = chinese if language() == "zh" else english
     return text.format(**values) if values else text
+
+
+def when(stamp: float | None, seconds: bool = False) -> str:
+    """A time of the server's clock as the tables show it ("" for none)."""
+    if not stamp:
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M", time.localtime(stamp))
 
 
 def switch() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import streamlit as st
@@ -13,7 +12,7 @@ from zhiku.retrieval.types import LOCAL_ADMIN, User
 from zhiku.services import Services
 from zhiku.store import new_id
 from zhiku.ui import login, safe
-from zhiku.ui.i18n import switch, t
+from zhiku.ui.i18n import switch, t, when
 
 # Material icons ship with Streamlit; emoji need a colour emoji font that servers often lack
 STAGE_ICONS = {"queued": ":material/schedule:", "parsing": ":material/description:",
@@ -139,8 +138,7 @@ def reindex_status(services: Services) -> None:
         elif job.state == "failed":
             st.error(t("reindex.failed", error=safe.plain(job.error)))
         else:
-            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(job.finished_at or job.updated_at))
-            st.success(t("reindex.done", when=when))
+            st.success(t("reindex.done", when=when(job.finished_at or job.updated_at)))
     if running != st.session_state.get("reindex-running", False):
         st.session_state["reindex-running"] = running
         st.rerun(scope="app")  # the button is enabled again when it ends
