@@ -25,6 +25,7 @@ from zhiku.ingest.parsers import check_supported
 from zhiku.ingest.worker import ParsePool
 from zhiku.retrieval.embeddings import Embedder
 from zhiku.retrieval.index import Index, Scope
+from zhiku.retrieval.keywords import sentence_units
 from zhiku.retrieval.text import sparse_document
 from zhiku.retrieval.types import Chunk
 
@@ -167,12 +168,15 @@ def _each_file(batch: list[tuple], call: Callable[[list[tuple]], object]) -> tup
     return done, failures
 
 
-def _write(index: Index, batch: list[tuple[_Task, Chunk]], dense: np.ndarray) -> list[tuple[_Task, ZhikuError]]:
+def _write(index: Index, batch: list[tuple[_Task, Chunk]], dense: np.ndarray,
+           sentences: list[np.ndarray]) -> list[tuple[_Task, ZhikuError]]:
     """The writer thread's job for one batch: sparse vectors, then the upsert (durable when it returns)."""
-    rows = [(task, chunk, vector, sparse_document(chunk.text)) for (task, chunk), vector in zip(batch, dense)]
+    rows = [(task, chunk, vector, sparse_document(chunk.text), units)
+            for (task, chunk), vector, units in zip(batch, dense, sentences, strict=True)]
 
     def upsert(part: list[tuple]) -> None:
-        index.upsert([r[1] for r in part], np.asarray([r[2] for r in part]), [r[3] for r in part])
+        index.upsert([r[1] for r in part], np.asarray([r[2] for r in part]), [r[3] for r in part],
+                     [r[4] for r in part])
 
     return _each_file(rows, upsert)[1]
 
@@ -293,41 +297,46 @@ class Run:
             return
         for task, count in _segments(batch):
             task.sent += count
-        batch, dense, failures = self._embed(batch)
+        batch, dense, sentences, failures = self._embed(batch)
         self._settle()
         for task, error in failures:
             self._fail(task, error)
         keep = [i for i, (task, _) in enumerate(batch) if not task.settled]
         if not keep:
             return
-        batch, dense = [batch[i] for i in keep], dense[keep]
+        batch, dense, sentences = [batch[i] for i in keep], dense[keep], [sentences[i] for i in keep]
         for task, _ in _segments(batch):
             task.touched = True
-        self.pending = (self.writer.submit(_write, self.index, batch, dense), batch)
+        self.pending = (self.writer.submit(_write, self.index, batch, dense, sentences), batch)
         self.pause("embedding")
 
-    def _embed(self, batch: list[tuple[_Task, Chunk]]) -> tuple[list, np.ndarray, list[tuple[_Task, ZhikuError]]]:
-        """Vectors of a batch (identical passages embedded once), without files whose embedding failed."""
+    def _embed(self, batch: list[tuple[_Task, Chunk]]) -> tuple[list, np.ndarray, list[np.ndarray], list]:
+        """Vectors of a batch's passages and of their sentences (identical texts embedded once), without
+        files whose embedding failed: (kept entries, passage vectors, sentence vectors per passage, failures)."""
         embedder = self.embedder
 
         cache = self.cache
 
-        def embed(part: list[tuple[_Task, Chunk]]) -> np.ndarray:
+        def embed(part: list[tuple[_Task, Chunk]]) -> tuple[np.ndarray, list[np.ndarray]]:
             texts = [chunk.text for _, chunk in part]
-            known = {t: v for t in dict.fromkeys(texts) if cache is not None
-                     and (v := cache.get(embedder.name, t)) is not None}
-            missing = [t for t in dict.fromkeys(texts) if t not in known]
+            units = [sentence_units(text) for text in texts]
+            wanted = dict.fromkeys(texts + [u for each in units for u in each])
+            known = {t: v for t in wanted if cache is not None and (v := cache.get(embedder.name, t)) is not None}
+            missing = [t for t in wanted if t not in known]
             if missing:
                 for text, vector in zip(missing, np.asarray(embedder.embed_passages(missing))):
                     known[text] = vector
                     if cache is not None:
                         cache.put(embedder.name, text, vector)
-            return np.asarray([known[text] for text in texts], dtype=np.float32)
+            sentences = [np.asarray([known[u] for u in each], dtype=np.float32).reshape(len(each), embedder.dim)
+                         for each in units]
+            return np.asarray([known[text] for text in texts], dtype=np.float32), sentences
 
         done, failures = _each_file(batch, embed)
         kept = [entry for part, _ in done for entry in part]
-        dense = np.vstack([vectors for _, vectors in done]) if done else np.zeros((0, embedder.dim), np.float32)
-        return kept, dense, failures
+        dense = np.vstack([vectors for _, (vectors, _) in done]) if done else np.zeros((0, embedder.dim), np.float32)
+        sentences = [units for _, (_, each) in done for units in each]
+        return kept, dense, sentences, failures
 
     def _settle(self) -> None:
         """Wait for the batch being written; files whose last chunk it held are finished."""

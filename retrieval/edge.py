@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zhiku.retrieval.index import DENSE, SPARSE, Fusion, Scope, Sparse
+from zhiku.retrieval.index import DENSE, SENTENCES, SPARSE, Fusion, Scope, Sentences, Sparse, sentence_vectors
 from zhiku.retrieval.types import Chunk, Hit
 from zhiku.core.errors import IndexUnavailable
 
@@ -65,6 +65,7 @@ class EdgeIndex:
         self._poll = poll_seconds
         self._mutex = threading.RLock()
         self._shard = None
+        self._sentences: bool | None = None
         self._locked = False
         self._last_use = 0.0
         self._closed = threading.Event()
@@ -242,11 +243,15 @@ class EdgeIndex:
             EdgeShard,
             EdgeSparseVectorParams,
             EdgeVectorParams,
+            HnswIndexConfig,
             IntegerIndexParams,
             KeywordIndexParams,
             Modifier,
+            MultiVectorComparator,
+            MultiVectorConfig,
             PayloadSchemaType,
             UpdateOperation,
+            VectorStorageDatatype,
         )
 
         with self._mutex, self._use():
@@ -262,14 +267,27 @@ class EdgeIndex:
                         f"the index at {self.path} was built with {meta.get('embed_model')} ({meta.get('dim')} "
                         f"dimensions), not {embed_model} ({dim}): run `zhiku reindex` or set ZHIKU_INDEX to a new name"
                     )
+                if not meta.get(SENTENCES):
+                    log.warning("the index at %s has no sentence vectors (built by an older zhiku): ranking is "
+                                "less precise until `zhiku reindex`", self.path)
             else:
                 config = EdgeConfig(
-                    vectors={DENSE: EdgeVectorParams(size=dim, distance=Distance.Cosine)},
+                    vectors={
+                        DENSE: EdgeVectorParams(size=dim, distance=Distance.Cosine),
+                        # read back for ranking, never searched: no graph, half the bytes
+                        SENTENCES: EdgeVectorParams(
+                            size=dim, distance=Distance.Cosine,
+                            multivector_config=MultiVectorConfig(MultiVectorComparator.MaxSim),
+                            datatype=VectorStorageDatatype.Float16,
+                            hnsw_config=HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000),
+                        ),
+                    },
                     sparse_vectors={SPARSE: EdgeSparseVectorParams(modifier=Modifier.Idf)},
                     optimizers=EdgeOptimizersConfig(default_segment_number=SEGMENTS),
                 )
                 self._shard = EdgeShard.create(str(self.path), config)
-                self._meta_path.write_text(json.dumps({"embed_model": embed_model, "dim": dim}))
+                self._meta_path.write_text(json.dumps({"embed_model": embed_model, "dim": dim, SENTENCES: True}))
+                self._sentences = True
             # every field a filter uses needs an index, or each candidate's payload is read from disk
             indexes = {
                 "collection": KeywordIndexParams(is_tenant=True),
@@ -283,6 +301,17 @@ class EdgeIndex:
             for key, params in indexes.items():
                 if key not in existing:
                     self._shard.update(UpdateOperation.create_field_index(key, params))
+
+    @property
+    def sentences(self) -> bool:
+        """Whether the shard keeps sentence vectors (shards built by older versions have none)."""
+        if self._sentences is None:
+            try:
+                meta = json.loads(self._meta_path.read_text())
+            except (OSError, ValueError):
+                return False
+            self._sentences = bool(meta.get(SENTENCES))
+        return self._sentences
 
     # ----------------------------------------------------------------- data
     def _filter(self, scope: Scope, exclude_lang: str | None = None):
@@ -307,18 +336,18 @@ class EdgeIndex:
             raise IndexUnavailable("the index has not been created yet: ingest a document first")
         return shard
 
-    def upsert(self, chunks: list[Chunk], dense: np.ndarray, sparse: list[Sparse]) -> None:
+    def upsert(self, chunks: list[Chunk], dense: np.ndarray, sparse: list[Sparse],
+               sentences: Sentences | None = None) -> None:
         """Write chunks with their vectors; durable once this returns (write-ahead log)."""
         from qdrant_edge import Point, SparseVector, UpdateOperation
 
-        points = [
-            Point(
-                id=chunk.point_id,
-                vector={DENSE: vec.tolist(), SPARSE: SparseVector(indices=sp[0], values=sp[1])},
-                payload=chunk.to_payload(),
-            )
-            for chunk, vec, sp in zip(chunks, dense, sparse, strict=True)
-        ]
+        keep = sentences is not None and self.sentences
+        points = []
+        for i, (chunk, vec, sp) in enumerate(zip(chunks, dense, sparse, strict=True)):
+            vector = {DENSE: vec.tolist(), SPARSE: SparseVector(indices=sp[0], values=sp[1])}
+            if keep and len(sentences[i]):
+                vector[SENTENCES] = np.asarray(sentences[i]).tolist()
+            points.append(Point(id=chunk.point_id, vector=vector, payload=chunk.to_payload()))
         if points:
             with self._use() as shard:
                 self._shard_or_empty(shard).update(UpdateOperation.upsert_points(points))
@@ -371,7 +400,8 @@ class EdgeIndex:
         fusion = fusion or Fusion()
         flt = self._filter(scope)
         sparse_vec = None if sparse is None or not sparse[0] else SparseVector(indices=sparse[0], values=sparse[1])
-        common = dict(limit=limit, with_payload=True, with_vector=[DENSE], filter=flt)
+        read = [DENSE, SENTENCES] if self.sentences else [DENSE]
+        common = dict(limit=limit, with_payload=True, with_vector=read, filter=flt)
         if dense is not None and sparse_vec is not None:
             depth = max(limit, fusion.depth)
             prefetches = [
@@ -386,7 +416,7 @@ class EdgeIndex:
             # the scope is applied inside each prefetch; a top-level filter would be pushed down again
             request = QueryRequest(
                 prefetches=prefetches, query=EdgeFusion.Rrf(fusion.k, weights=weights),
-                limit=limit, with_payload=True, with_vector=[DENSE],
+                limit=limit, with_payload=True, with_vector=read,
             )
         elif dense is not None:
             request = QueryRequest(query=Query.Nearest(dense.tolist(), using=DENSE), **common)
@@ -399,7 +429,8 @@ class EdgeIndex:
                 return []
             points = shard.query(request)
         return [
-            Hit(Chunk.from_payload(p.payload), float(p.score), rank, dense=(p.vector or {}).get(DENSE))
+            Hit(Chunk.from_payload(p.payload), float(p.score), rank, dense=(p.vector or {}).get(DENSE),
+                sentences=sentence_vectors(p.vector))
             for rank, p in enumerate(points, start=1)
         ]
 

@@ -5,6 +5,8 @@ answer it), "file", "kind", "split" ("tune" or "heldout"), "tags"}. A conversati
 "relation": "follow-up" | "unrelated", "evidence", "file", "split"}: the last turn is scored, a follow-up
 must be answered with the evidence, an unrelated question must not be rewritten with the earlier turns.
 Thresholds and the ranker are tuned on the "tune" split only; "heldout" is what the figures report.
+An unanswerable question tagged "off-topic" is not about the company at all (the capital of France); the
+others ask about the company's topics that its documents do not cover (is there a staff canteen?).
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ class Question:
     kind: str = "all"
     split: str | None = None
     tags: tuple[str, ...] = ()
+
+    @property
+    def off_topic(self) -> bool:
+        """Unanswerable and not about the company at all."""
+        return self.evidence is None and "off-topic" in self.tags
 
 
 @dataclass
@@ -169,6 +176,8 @@ class Gate:
     unanswerable_refused: int = 0
     unanswerable: int = 0
     cross_language_refused: int = 0
+    off_topic_refused: int = 0
+    off_topic: int = 0
 
 
 def evaluate_gate(searcher: Searcher, questions: list[Question], user: User, k: int = 5) -> Gate:
@@ -179,6 +188,8 @@ def evaluate_gate(searcher: Searcher, questions: list[Question], user: User, k: 
         if q.evidence is None:
             gate.unanswerable += 1
             gate.unanswerable_refused += not relevant
+            gate.off_topic += q.off_topic
+            gate.off_topic_refused += q.off_topic and not relevant
         else:
             gate.answerable += 1
             gate.answerable_kept += relevant
@@ -187,49 +198,71 @@ def evaluate_gate(searcher: Searcher, questions: list[Question], user: User, k: 
 
 
 def gate_signals(searcher: Searcher, questions: list[Question], user: User, k: int = 5) -> list:
-    """(answerable, [(lexical, semantic, cross_language, score) of each hit]) per question."""
+    """(answerable, off-topic, [(lexical, semantic, cross_language, score, cross_semantic) of each hit]) per question."""
     out = []
     for q in questions:
         hits = searcher.search(q.question, user, k=k)
-        out.append((q.evidence is not None, [(h.relevance.lexical, h.relevance.semantic, h.relevance.cross_language,
-                                              h.relevance.score) for h in hits if h.relevance]))
+        signals = [(h.relevance.lexical, h.relevance.semantic, h.relevance.cross_language, h.relevance.score,
+                    h.relevance.cross_semantic) for h in hits if h.relevance]
+        out.append((q.evidence is not None, q.off_topic, signals))
     return out
 
 
 def tune_gate(signals: list) -> dict[str, float]:
-    """Thresholds that refuse the most unanswerable questions, then keep the most answerable ones.
+    """Thresholds that refuse every off-topic question, then keep the most answerable ones, then refuse the
+    most unanswerable questions about the company's topics (an extractive answer to those quotes the
+    nearest passages, labelled as such; refusing an answerable question leaves the user with nothing).
 
-    Among equally good thresholds the middle of the winning range of each is taken, so no threshold
-    sits right on a tuning question. signals: from gate_signals, on the tuning split only.
+    A question passes when any signal of any of its hits clears its threshold, so only each question's
+    best value of each signal matters. Among equally good thresholds the middle of the winning range of
+    each is taken, so no threshold sits right on a tuning question. signals: from gate_signals, on the
+    tuning split only.
     """
-    scores = sorted({round(s, 2) for _, hits in signals for *_, s in hits if s is not None})
-    grid_score = [None] + [x / 10 for x in range(int(scores[0] * 10) - 1, int(scores[-1] * 10) + 2)] if scores else [None]
-    grid_lex = [x / 20 for x in range(6, 21)] + [1.01]
-    grid_sem = [x / 200 for x in range(170, 191)] + [1.01]
+    import numpy as np
 
-    def outcome(lex, sem, score):
-        kept = refused = 0
-        for answerable, hits in signals:
-            passed = any(lx >= lex or (not cross and s >= sem) or (sc is not None and score is not None and sc >= score)
-                         for lx, s, cross, sc in hits)
-            kept += answerable and passed
-            refused += (not answerable) and not passed
-        return refused, kept
+    def best(values):
+        return max(values, default=-1.0)
 
-    results = {(lx, s, sc): outcome(lx, s, sc) for lx, s, sc in itertools.product(grid_lex, grid_sem, grid_score)}
-    best = max(results.values())
-    winners = [key for key, value in results.items() if value == best]
+    answerable = np.array([a for a, _, _ in signals], dtype=bool)
+    off_topic = np.array([o for _, o, _ in signals], dtype=bool)
+    company = ~answerable & ~off_topic
+    lex = np.array([best(h[0] for h in hits) for _, _, hits in signals])
+    sem = np.array([best(h[1] for h in hits if not h[2]) for _, _, hits in signals])
+    score = np.array([best(h[3] for h in hits if h[3] is not None) for _, _, hits in signals])
+    cross = np.array([best(h[4] for h in hits if h[2]) for _, _, hits in signals])
+    off = 99.0  # a threshold nothing reaches: the signal plays no part
+    grids = [
+        [x / 20 for x in range(12, 21)] + [off],
+        [x / 200 for x in range(170, 196)] + [off],
+        sorted({round(x, 1) for x in score if x > -1.0} | {off}),
+        [x / 200 for x in range(165, 196)] + [off],
+    ]
+    results = {}
+    for lx in grids[0]:
+        base = lex >= lx
+        for sm in grids[1]:
+            with_sem = base | (sem >= sm)
+            for sc in grids[2]:
+                with_score = with_sem | (score >= sc)
+                for cr in grids[3]:
+                    passed = with_score | (cross >= cr)
+                    results[(lx, sm, sc, cr)] = (int((off_topic & ~passed).sum()), int((answerable & passed).sum()),
+                                                 int((company & ~passed).sum()))
+    top = max(results.values())
+    winners = [key for key, value in results.items() if value == top]
 
     def middle(values):
-        values = sorted(v for v in set(values) if v is not None) or [None]
+        values = sorted(set(values))
         return values[len(values) // 2]
 
-    score = middle(w[2] for w in winners)
-    lex = middle(w[0] for w in winners if w[2] == score)
-    sem = middle(w[1] for w in winners if w[2] == score and w[0] == lex)
-    refused, kept = best
-    return {"lexical_min": lex, "semantic_min": sem, "score_min": score, "unanswerable_refused": refused,
-            "answerable_kept": kept}
+    chosen = []
+    for i in range(4):
+        value = middle(w[i] for w in winners)
+        chosen.append(value)
+        winners = [w for w in winners if w[i] == value]
+    lx, sm, sc, cr = (None if v == off else v for v in chosen)
+    return {"lexical_min": off if lx is None else lx, "semantic_min": off if sm is None else sm, "score_min": sc,
+            "cross_min": cr, "off_topic_refused": top[0], "answerable_kept": top[1], "company_refused": top[2]}
 
 
 # ------------------------------------------------------------------------------------------ answers
@@ -245,6 +278,8 @@ class AnswerScores:
     cross_language_refused: int = 0
     unanswerable: int = 0
     unanswerable_refused: int = 0
+    off_topic: int = 0  # unanswerable and not about the company at all
+    off_topic_refused: int = 0
     by_kind: dict[str, list[int]] = field(default_factory=dict)  # kind → [questions, quoted]
     misses: list[str] = field(default_factory=list)
 
@@ -256,6 +291,7 @@ class AnswerScores:
             "quoted_rate": self.quoted / n, "cited_rate": self.cited / n,
             "refused_answerable": self.refused, "cross_language_refused": self.cross_language_refused,
             "unanswerable": self.unanswerable, "unanswerable_refused": self.unanswerable_refused,
+            "off_topic": self.off_topic, "off_topic_refused": self.off_topic_refused,
             "by_kind": {k: {"questions": v[0], "quoted": v[1]} for k, v in sorted(self.by_kind.items())},
         }
 
@@ -276,8 +312,10 @@ def evaluate_answers(answers, questions: list[Question], user: User) -> AnswerSc
         if q.evidence is None:
             scores.unanswerable += 1
             scores.unanswerable_refused += not answer.answerable
+            scores.off_topic += q.off_topic
+            scores.off_topic_refused += q.off_topic and not answer.answerable
             if answer.answerable:
-                scores.misses.append(f"answered off-topic: {q.question}")
+                scores.misses.append(f"answered, though unanswerable: {q.question}")
             continue
         scores.answerable += 1
         kind = scores.by_kind.setdefault(q.kind, [0, 0])

@@ -15,7 +15,17 @@ log = logging.getLogger(__name__)
 
 DENSE = "dense"
 SPARSE = "bm25"
+# the dense vectors of a chunk's sentences (a multivector, read back, never searched): the ranker compares
+# the question with the best sentence, since a passage's single vector blurs the several things it says
+SENTENCES = "sentences"
 Sparse = tuple[list[int], list[float]]
+Sentences = list[np.ndarray]  # per chunk, shape (n_sentences, dim)
+
+
+def sentence_vectors(vectors: dict | None) -> np.ndarray | None:
+    """A point's sentence vectors as one array, or None when the index has none for it."""
+    found = (vectors or {}).get(SENTENCES)
+    return np.asarray(found, dtype=np.float32) if found else None
 
 
 @dataclass
@@ -67,7 +77,8 @@ class Index(Protocol):
     def ensure(self, dim: int, embed_model: str) -> None:
         """Create the collection if missing; refuse if it was built with another embedding model."""
 
-    def upsert(self, chunks: list[Chunk], dense: np.ndarray, sparse: list[Sparse]) -> None:
+    def upsert(self, chunks: list[Chunk], dense: np.ndarray, sparse: list[Sparse],
+               sentences: Sentences | None = None) -> None:
         """Write chunks with their vectors (idempotent: same chunk, same point)."""
 
     def delete(self, scope: Scope) -> None:
@@ -104,6 +115,7 @@ class QdrantIndex:
         from qdrant_client import QdrantClient
 
         self.name = name
+        self.sentences: bool | None = None  # whether the collection keeps sentence vectors (None: not looked yet)
         self._local = url is None
         self.backend = "qdrant-local" if self._local else "qdrant-server"
         try:
@@ -153,12 +165,25 @@ class QdrantIndex:
                     f"the index {self.name!r} was built with {size}-dimensional vectors, but the embedding "
                     f"model {embed_model!r} makes {dim}: run `zhiku reindex` or set ZHIKU_INDEX to a new name"
                 )
+            self.sentences = isinstance(vectors, dict) and SENTENCES in vectors
+            if not self.sentences:
+                log.warning("the index %r has no sentence vectors (built by an older zhiku): ranking is less "
+                            "precise until `zhiku reindex`", self.name)
             return
         self._client.create_collection(
             self.name,
-            vectors_config={DENSE: m.VectorParams(size=dim, distance=m.Distance.COSINE)},
+            vectors_config={
+                DENSE: m.VectorParams(size=dim, distance=m.Distance.COSINE),
+                # read back for ranking, never searched: no graph, half the bytes
+                SENTENCES: m.VectorParams(
+                    size=dim, distance=m.Distance.COSINE, datatype=m.Datatype.FLOAT16,
+                    multivector_config=m.MultiVectorConfig(comparator=m.MultiVectorComparator.MAX_SIM),
+                    hnsw_config=m.HnswConfigDiff(m=0),
+                ),
+            },
             sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
         )
+        self.sentences = True
         if not self._local:
             # every search filters by the user's collections: a tenant index keeps each collection's points
             # together on disk, so a small collection is searched without scanning the others
@@ -168,18 +193,18 @@ class QdrantIndex:
                 self._client.create_payload_index(self.name, key, m.PayloadSchemaType.KEYWORD)
             self._client.create_payload_index(self.name, "chunk_index", m.PayloadSchemaType.INTEGER)
 
-    def upsert(self, chunks: list[Chunk], dense: np.ndarray, sparse: list[Sparse]) -> None:
+    def upsert(self, chunks: list[Chunk], dense: np.ndarray, sparse: list[Sparse],
+               sentences: Sentences | None = None) -> None:
         """Write chunks with their vectors and wait until they are searchable."""
         from qdrant_client import models as m
 
-        points = [
-            m.PointStruct(
-                id=chunk.point_id,
-                vector={DENSE: vec.tolist(), SPARSE: m.SparseVector(indices=sp[0], values=sp[1])},
-                payload=chunk.to_payload(),
-            )
-            for chunk, vec, sp in zip(chunks, dense, sparse, strict=True)
-        ]
+        points = []
+        keep = sentences is not None and chunks and SENTENCES in self._read
+        for i, (chunk, vec, sp) in enumerate(zip(chunks, dense, sparse, strict=True)):
+            vector = {DENSE: vec.tolist(), SPARSE: m.SparseVector(indices=sp[0], values=sp[1])}
+            if keep and len(sentences[i]):
+                vector[SENTENCES] = np.asarray(sentences[i]).tolist()
+            points.append(m.PointStruct(id=chunk.point_id, vector=vector, payload=chunk.to_payload()))
         if points:
             self._client.upsert(self.name, points=points, wait=True)
 
@@ -236,24 +261,33 @@ class QdrantIndex:
                 query=m.RrfQuery(rrf=m.Rrf(k=fusion.k, weights=weights)),
                 limit=limit,
                 with_payload=True,
-                with_vectors=[DENSE],
+                with_vectors=self._read,
             )
         elif dense is not None:
             result = self._client.query_points(
                 self.name, query=dense.tolist(), using=DENSE, query_filter=flt, limit=limit, with_payload=True,
-                with_vectors=[DENSE],
+                with_vectors=self._read,
             )
         elif sparse_vec is not None:
             result = self._client.query_points(
                 self.name, query=sparse_vec, using=SPARSE, query_filter=flt, limit=limit, with_payload=True,
-                with_vectors=[DENSE],
+                with_vectors=self._read,
             )
         else:
             return []
         return [
-            Hit(Chunk.from_payload(p.payload), float(p.score), rank, dense=(p.vector or {}).get(DENSE))
+            Hit(Chunk.from_payload(p.payload), float(p.score), rank, dense=(p.vector or {}).get(DENSE),
+                sentences=sentence_vectors(p.vector))
             for rank, p in enumerate(result.points, start=1)
         ]
+
+    @property
+    def _read(self) -> list[str]:
+        """The vectors a search returns with each hit."""
+        if self.sentences is None:
+            vectors = self._client.get_collection(self.name).config.params.vectors
+            self.sentences = isinstance(vectors, dict) and SENTENCES in vectors
+        return [DENSE, SENTENCES] if self.sentences else [DENSE]
 
     def drop(self) -> None:
         """Delete this collection (a retired or failed generation)."""
@@ -294,9 +328,10 @@ class ActiveIndex:
         """Create or check the serving index."""
         self._resolve().ensure(dim, embed_model)
 
-    def upsert(self, chunks: list[Chunk], dense: np.ndarray, sparse: list[Sparse]) -> None:
+    def upsert(self, chunks: list[Chunk], dense: np.ndarray, sparse: list[Sparse],
+               sentences: Sentences | None = None) -> None:
         """Write chunks into the serving index."""
-        self._resolve().upsert(chunks, dense, sparse)
+        self._resolve().upsert(chunks, dense, sparse, sentences)
 
     def delete(self, scope: Scope) -> None:
         """Remove chunks from the serving index."""

@@ -166,6 +166,25 @@ def sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE.split(text) if s and s.strip()]
 
 
+MAX_UNITS = 48  # sentence vectors kept per passage (a chunk of 256 tokens rarely has more sentences)
+
+
+def sentence_units(text: str) -> list[str]:
+    """The sentences of a passage that get a vector of their own: fragments under 6 characters (a table
+    cell, a page number) join the sentence before them; a passage with one sentence has none (its own
+    vector says the same)."""
+    units: list[str] = []
+    for sentence in sentences(text):
+        if units and len(sentence) < 6:
+            units[-1] = f"{units[-1]} {sentence}"
+        else:
+            units.append(sentence)
+    if len(units) > MAX_UNITS:  # keep the whole passage covered: join neighbours pairwise
+        step = -(-len(units) // MAX_UNITS)
+        units = [" ".join(units[i : i + step]) for i in range(0, len(units), step)]
+    return units if len(units) > 1 else []
+
+
 def best_sentence_coverage(groups: list[Group], text: str, weight: list[float] | None = None, gloss=None) -> float:
     """Coverage of the single best sentence: keywords close together, not scattered over a passage.
 

@@ -16,7 +16,10 @@ that shares a single common word. The ranker scores each candidate of the fused 
 - heading: keyword share of the passage's heading;
 - cond_match, cond_miss: the passage states a numeric condition (满 10 年不满 20 年, above 30 days)
   that the question's quantity meets / only conditions it does not meet;
-- short: the passage is under 60 characters (a heading or a fragment).
+- short: the passage is under 60 characters (a heading or a fragment);
+- sent_cos, sent_cos_gap: the dense cosine of the passage's best sentence (sentence vectors are stored
+  in the index), and its distance to the best among passages of the same language: one vector for a
+  whole passage blurs the several things it says (the passage's own cosine when it has none).
 
 The weights ship in this module (WEIGHTS) and come from `python -m zhiku.retrieval.learn`, which
 generates questions from an ingested corpus and fits them; the eval harness judges them on questions
@@ -40,6 +43,7 @@ log = logging.getLogger(__name__)
 FEATURES = (
     "cos", "cos_gap", "same_lang", "own", "all", "sentence", "bm25", "fused", "heading",
     "cond_match", "cond_miss", "short", "all_gap", "sentence_gap", "other_needed", "xcos", "xcos_gap",
+    "sent_cos", "sent_cos_gap",
 )
 
 # Fitted by `python -m zhiku.retrieval.learn --qa data/eval/sample_qa.jsonl` on the sample handbook: the
@@ -47,10 +51,10 @@ FEATURES = (
 # 0.25), L2 0.1 on standardised features (5-fold cross-validated on the tune split, 3 shuffles: MRR 0.856,
 # hit@5 0.964). Replaced by a refit, never edited by hand.
 WEIGHTS: dict[str, float] = {
-    "cos": 7.3603, "cos_gap": 15.6531, "same_lang": -0.3144, "own": -0.6065, "all": 3.0467,
-    "sentence": 3.8795, "bm25": 1.4803, "fused": 0.7716, "heading": 2.9739, "cond_match": 3.931,
-    "cond_miss": -0.138, "short": -0.6068, "all_gap": 0.25, "sentence_gap": 0.6156, "other_needed": 0.6296,
-    "xcos": 13.8045, "xcos_gap": 11.3524,
+    "cos": 4.5013, "cos_gap": 12.1333, "same_lang": -0.4526, "own": -0.8509, "all": 2.9097, "sentence": 3.5851,
+    "bm25": 1.2818, "fused": 0.4782, "heading": 3.1382, "cond_match": 3.817, "cond_miss": -0.1149,
+    "short": -0.3532, "all_gap": 0.2932, "sentence_gap": 0.6566, "other_needed": 0.8017, "xcos": 10.8299,
+    "xcos_gap": 10.7194, "sent_cos": 13.5176, "sent_cos_gap": 19.3857,
 }
 
 
@@ -103,6 +107,9 @@ def features(query: Query, hits: list[Hit], bm25: dict[str, float] | None = None
         for h, c, lang in zip(hits, cos, langs)
     ])
     best_x = {lang: max(c for c, l in zip(xcos, langs) if l == lang) for lang in set(langs)}
+    sent = np.array([float((np.asarray(h.sentences, dtype=np.float32) @ qv).max()) if h.sentences is not None
+                     and len(h.sentences) else c for h, c in zip(hits, cos)])
+    best_sent = {lang: max(c for c, l in zip(sent, langs) if l == lang) for lang in set(langs)}
     bm25 = bm25 or {}
     top_bm25 = max(bm25.values(), default=0.0) or 1.0
     full = [coverage(query.groups, text, weight) for text in texts]
@@ -140,6 +147,8 @@ def features(query: Query, hits: list[Hit], bm25: dict[str, float] | None = None
             (1.0 - own_best) if other else 0.0,
             xcos[position],
             xcos[position] - best_x[lang],
+            sent[position],
+            sent[position] - best_sent[lang],
         ])
     return np.asarray(rows, dtype=np.float32)
 

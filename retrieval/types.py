@@ -85,6 +85,7 @@ class Hit:
     relevance: object | None = None
     fused_score: float | None = None  # the hybrid (RRF) score, kept when a reranker replaces score
     features: dict | None = field(default=None, repr=False)  # the ranker's signals, for judging relevance
+    sentences: object | None = field(default=None, repr=False)  # its sentences' vectors (n × dim), if indexed
 
     def to_dict(self) -> dict:
         """The CLI's JSON shape of a hit."""

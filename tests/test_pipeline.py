@@ -68,13 +68,13 @@ class Index:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def upsert(self, chunks, dense, sparse):
+    def upsert(self, chunks, dense, sparse, sentences=None):
         self.threads.append(threading.current_thread().name)
         if len(self.threads) == 1 and self.before_first_upsert:
             self.before_first_upsert()
         if self.fail_on and any(c.file_name == self.fail_on for c in chunks):
             raise IndexUnavailable("the index refused the write")
-        self.inner.upsert(chunks, dense, sparse)
+        self.inner.upsert(chunks, dense, sparse, sentences)
 
 
 def _ingestor(services, embedder, wrap_index=None):
@@ -98,7 +98,10 @@ def test_files_share_batches_and_each_batch_is_written_while_the_next_is_embedde
     assert {r.status for r in results} == {"added"}
     for r in results:
         assert r.chunks >= 2 and services.index.count(Scope([COLLECTION], [r.doc_id])) == r.chunks
-    assert all(len(batch) == 3 for batch in embedder.batches[:-1])  # full batches across file boundaries
+    # full batches across file boundaries: three passages (several lines each) and their sentences (one line)
+    passages = [[t for t in batch if "\n" in t] for batch in embedder.batches]
+    assert all(len(batch) == 3 for batch in passages[:-1])
+    assert all(len(batch) > 3 for batch in embedder.batches)  # the sentences are embedded with their passages
     assert any(len({m for t in batch for m in re.findall(r"\b(p\d)\b", t)}) > 1 for batch in embedder.batches)
     [index] = ingestor.wrapped.values()
     assert set(index.threads) == {"zhiku-upsert_0"}

@@ -327,7 +327,8 @@ def cmd_eval(args) -> int:
             "configurations": {r.name: {k: r.metrics(k) for k in ["all", *kinds]} for r in results},
             "threshold": {"answerable_kept": gate.answerable_kept, "answerable": gate.answerable,
                           "unanswerable_refused": gate.unanswerable_refused, "unanswerable": gate.unanswerable,
-                          "cross_language_refused": gate.cross_language_refused},
+                          "cross_language_refused": gate.cross_language_refused,
+                          "off_topic_refused": gate.off_topic_refused, "off_topic": gate.off_topic},
             "splits": {sp: {"hybrid": r.metrics()} for sp, r in by_split.items()},
             "answer_mode": mode,
             "answers": {name: a.to_dict() for name, a in answers.items()},
@@ -350,12 +351,13 @@ def cmd_eval(args) -> int:
             f"{r.name} hit@5 {r.metrics(kind)['hit@5']:.2f} MRR {r.metrics(kind)['mrr']:.2f}" for r in results))
     print(f"\nrelevance threshold: answered {gate.answerable_kept}/{gate.answerable} answerable questions "
           f"({gate.cross_language_refused} cross-language refused), "
-          f"refused {gate.unanswerable_refused}/{gate.unanswerable} unanswerable ones")
+          f"refused {gate.unanswerable_refused}/{gate.unanswerable} unanswerable ones "
+          f"(off-topic {gate.off_topic_refused}/{gate.off_topic})")
     for name, a in answers.items():
         label = "answers" if name == "all" else f"answers · {name}"
         print(f"{label} ({mode}): quoted the evidence {a.quoted}/{a.answerable}, cited it {a.cited}/{a.answerable}, "
               f"refused {a.refused} answerable ({a.cross_language_refused} cross-language), "
-              f"refused {a.unanswerable_refused}/{a.unanswerable} unanswerable")
+              f"refused {a.unanswerable_refused}/{a.unanswerable} unanswerable (off-topic {a.off_topic_refused}/{a.off_topic})")
     for name, c in talks.items():
         label = "conversations" if name == "all" else f"conversations · {name}"
         print(f"{label}: follow-ups answered {c.followed}/{c.follow_ups}, unrelated questions leaked "
