@@ -437,13 +437,33 @@ def candidates(
     matrix = np.asarray(rows, dtype=np.float32)
     # a follow-up (那病假呢？) says too little to be compared by meaning: keywords and context decide
     if embedder is not None and len(spans) > 1 and not context_question:
-        _meaning(question, spans, tables, matrix, embedder, query_vector, translated_vector)
+        _meaning(question, spans, tables, matrix, embedder, query_vector, translated_vector, _stored(hits))
     return Candidates(spans, tables, texts_by_hit, matrix)
 
 
-def _meaning(question: str, spans: list[Span], tables, matrix, embedder, query_vector, translated_vector=None) -> None:
+def _stored(hits: list[Hit]) -> dict:
+    """The sentence vectors the index keeps for the hits, by their text without spacing and punctuation."""
+    import numpy as np
+
+    from zhiku.retrieval.keywords import sentence_units
+
+    out = {}
+    for hit in hits:
+        vectors = getattr(hit, "sentences", None)
+        if vectors is None or not len(vectors):
+            continue
+        units = sentence_units(hit.chunk.text)
+        if len(units) == len(vectors):  # the passage was split as it is today
+            for unit, vector in zip(units, np.asarray(vectors, dtype=np.float32)):
+                out.setdefault(_PUNCTUATION.sub("", unit).lower(), vector)
+    return out
+
+
+def _meaning(question: str, spans: list[Span], tables, matrix, embedder, query_vector, translated_vector=None,
+             stored: dict | None = None) -> None:
     """Fill the "meaning" feature: the dense similarity of the best few spans by keywords, relative to
-    the best of them in the same language (spans not compared get the lowest value seen)."""
+    the best of them in the same language (spans not compared get the lowest value seen). A span that
+    is one of the sentences the index keeps a vector for is not embedded again."""
     import numpy as np
 
     column = SPAN_FEATURES.index("meaning")
@@ -462,7 +482,11 @@ def _meaning(question: str, spans: list[Span], tables, matrix, embedder, query_v
     for i in top:
         rows = tables.get(id(spans[i]))
         texts.append(" ".join(spans[i].header) + " " + " ".join(r.text for r in rows) if rows else spans[i].text)
-    vectors = embedder.embed_passages(texts)
+    stored = stored or {}
+    keys = [_PUNCTUATION.sub("", t).lower() for t in texts]
+    missing = [t for t, key in zip(texts, keys) if key not in stored]
+    fresh = iter(embedder.embed_passages(missing) if missing else [])
+    vectors = [stored[key] if key in stored else next(fresh) for key in keys]
     qv = embedder.embed_query(question) if query_vector is None else np.asarray(query_vector, dtype=np.float32)
     langs = [language_of(t) for t in texts]
     other = np.asarray(translated_vector, dtype=np.float32) if translated_vector is not None else qv

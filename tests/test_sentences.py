@@ -124,3 +124,37 @@ def test_the_gate_refuses_every_off_topic_question_before_it_refuses_answerable_
                    for lx, sem, cross, score, xs in hits)
 
     assert [passes(hits) for _, _, hits in signals] == [True, True, False, False, True]
+
+
+def test_the_answer_stage_reuses_the_stored_sentence_vectors(services, tmp_path):
+    """Spans that are sentences the index keeps a vector for are compared by meaning without embedding them."""
+    from zhiku.retrieval.extract import SPAN_FEATURES, candidates
+
+    path = tmp_path / "leave.md"
+    path.write_text(POLICY, encoding="utf-8")
+    services.ingestor.ingest_paths([path], "hr", LOCAL_ADMIN)
+    question = "How long is maternity leave?"
+    hits = services.searcher.search(question, LOCAL_ADMIN, k=5)
+    assert any(h.sentences is not None for h in hits)
+
+    class Counting:
+        def __init__(self, inner):
+            self.inner, self.name, self.dim, self.embedded = inner, inner.name, inner.dim, []
+
+        def embed_passages(self, texts):
+            self.embedded += list(texts)
+            return self.inner.embed_passages(texts)
+
+        def embed_query(self, text):
+            return self.inner.embed_query(text)
+
+    reusing, fresh = Counting(services.embedder), Counting(services.embedder)
+    qv = services.embedder.embed_query(question)
+    with_stored = candidates(question, hits, services.searcher.translator, embedder=reusing, query_vector=qv)
+    for hit in hits:
+        hit.sentences = None  # as from an index without sentence vectors
+    without = candidates(question, hits, services.searcher.translator, embedder=fresh, query_vector=qv)
+    assert fresh.embedded and len(reusing.embedded) < len(fresh.embedded)
+    assert not any("158 days" in t for t in reusing.embedded)  # that sentence's vector came from the index
+    column = SPAN_FEATURES.index("meaning")
+    assert np.allclose(with_stored.features[:, column], without.features[:, column], atol=5e-3)

@@ -14,6 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from conftest import ROOT
 from fake_ollama import FakeOllama
@@ -90,10 +91,28 @@ def page():
         browser.close()
 
 
+# Streamlit marks the elements of the previous run stale until the current run replaces them
+SETTLED = "document.querySelectorAll('[data-stale=\"true\"]').length === 0"
+
+
 def _ask(page, question: str) -> None:
-    box = page.get_by_test_id("stChatInputTextArea")
-    box.fill(question)
-    box.press("Enter")
+    """Type a question once the page is idle and check it was taken.
+
+    Text sent while Streamlit replaces the page after the previous answer can be dropped with the old
+    input box: then it is typed again, as a person would.
+    """
+    messages = page.get_by_test_id("stChatMessage")
+    page.wait_for_function(SETTLED, timeout=60_000)
+    before = messages.count()
+    for _ in range(3):
+        box = page.get_by_test_id("stChatInputTextArea")
+        box.fill(question)
+        box.press("Enter")
+        with contextlib.suppress(PlaywrightTimeout):
+            page.wait_for_function(f"document.querySelectorAll('[data-testid=\"stChatMessage\"]').length > {before}",
+                                   timeout=20_000)
+            return
+    raise AssertionError(f"the question was not taken after three tries: {question}")
 
 
 def test_sample_upload_ask_and_open_citation(app_url, page, tmp_path):
@@ -105,7 +124,7 @@ def test_sample_upload_ask_and_open_citation(app_url, page, tmp_path):
     answer = page.get_by_test_id("stChatMessage").nth(1)
     answer.get_by_text("摘录式回答").wait_for(timeout=60_000)
     citation = answer.get_by_text("员工手册.pdf · p.").first
-    citation.click()
+    citation.click(timeout=60_000)
     assert "年假" in answer.get_by_test_id("stExpanderDetails").first.inner_text(timeout=10_000)
 
     _ask(page, "How many days a week can I work from home?")

@@ -14,13 +14,12 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from test_web import _ask, _serve_app, page  # noqa: F401 - page is a fixture
+from test_web import SETTLED, _ask, _serve_app, page  # noqa: F401 - page is a fixture
 from test_web_auth import _sign_in
 
 pytestmark = pytest.mark.browser
 
 SAMPLE = ROOT / "data" / "sample"
-SETTLED = "document.querySelectorAll('[data-stale=\"true\"]').length === 0"
 
 
 def _settle(page) -> None:
