@@ -296,8 +296,7 @@ def _met(span: Span, wanted: list[Quantity]) -> int:
     """1 if the span states a condition the question's quantity meets, -1 if it states only others, else 0."""
     if not wanted or not span.ranges:
         return 0
-    relevant = [r for r in span.ranges if any(r.dimension is None or q.dimension is None or r.dimension == q.dimension
-                                              for q in wanted)]
+    relevant = [r for r in span.ranges if any(r.about(q) for q in wanted)]
     if not relevant:
         return 0
     return 1 if any(r.contains(q) for r in relevant for q in wanted) else -1

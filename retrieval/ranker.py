@@ -79,8 +79,7 @@ def _condition(quantities: list[Quantity], text: str) -> tuple[float, float]:
     if not quantities:
         return 0.0, 0.0
     ranges = conditions(text)
-    relevant = [r for r in ranges if any(r.dimension is None or q.dimension is None or r.dimension == q.dimension
-                                         for q in quantities)]
+    relevant = [r for r in ranges if any(r.about(q) for q in quantities)]
     if not relevant:
         return 0.0, 0.0
     met = any(r.contains(q) for r in relevant for q in quantities)

@@ -291,6 +291,12 @@ class Quantity:
     value: float
     dimension: str | None
     bias: float = 0.0
+    scale: float = 1.0  # the unit it was written in, in the dimension's base unit (a year is 365 days)
+
+
+# two amounts of time written in units this far apart measure different things: service in years,
+# leave in days (工作满十二年 says nothing about 连续病假 2 天以上); months still meet days and years
+_SCALE_APART = 60
 
 
 @dataclass(frozen=True)
@@ -302,10 +308,18 @@ class Range:
     low_closed: bool
     high_closed: bool
     dimension: str | None
+    scale: float = 1.0
+
+    def about(self, q: Quantity) -> bool:
+        """Whether the condition measures what the quantity measures: the same dimension (when both are
+        known), in units not too far apart."""
+        if self.dimension and q.dimension and self.dimension != q.dimension:
+            return False
+        return max(self.scale, q.scale) / min(self.scale, q.scale) < _SCALE_APART
 
     def contains(self, q: Quantity) -> bool:
-        """Whether the quantity meets the condition (dimensions must agree when both are known)."""
-        if self.dimension and q.dimension and self.dimension != q.dimension:
+        """Whether the quantity meets the condition (and is about what it measures)."""
+        if not self.about(q):
             return False
         v = q.value + q.bias
         above = v > self.low or (self.low_closed and v == self.low)
@@ -340,7 +354,7 @@ def quantities(question: str) -> list[Quantity]:
             bias = 0.5
         elif re.search(r"(below|under|less than|fewer than|不到|不满|低于|少于)\s*$", before):
             bias = -0.5
-        out.append(Quantity(float(m.group(1)) * factor, dimension, bias * factor))
+        out.append(Quantity(float(m.group(1)) * factor, dimension, bias * factor, factor))
     return out
 
 
@@ -352,8 +366,11 @@ _RANGE_PATTERNS: list[tuple[re.Pattern, str]] = [
     (re.compile(r"(?:未满|不满|低于|少于|不足|less than|fewer than|under|below)\s*" + _NUM + _UNIT, re.I), "~)"),
     (re.compile(r"(?:满|at least)\s*" + _NUM + _UNIT + r"\s*(?:及以上|以上)?", re.I), "[~"),
     (re.compile(_NUM + _UNIT + r"\s*(?:及以上|以上|or more)", re.I), "[~"),
+    # a cap (不得超过 15 天, must not exceed 30 days) before "more than": 超过 15 天 is inside it
+    (re.compile(r"(?:不(?:得|能|可|应|宜|会)?超过|未超过|最多|至多|up to|at most|no more than|within|"
+                r"(?:must|may|shall|should|cannot|can|does|do)?\s*not\s+(?:be\s+)?(?:exceed(?:ing)?|more than|longer than))\s*"
+                + _NUM + _UNIT, re.I), "~]"),
     (re.compile(r"(?:超过|多于|高于|大于|逾期|more than|over|above|exceeding|longer than)\s*" + _NUM + _UNIT, re.I), "(~"),
-    (re.compile(r"(?:不超过|未超过|up to|at most|no more than|within)\s*" + _NUM + _UNIT, re.I), "~]"),
     (re.compile(_NUM + _UNIT + r"\s*(?:及以下|以下|以内|之内|or less)", re.I), "~]"),
 ]
 
@@ -374,12 +391,13 @@ def conditions(passage: str) -> list[Range]:
                 (a, ua), (b, ub) = (groups[0], groups[1]), (groups[2], groups[3])
                 dim_b, fb = _unit(ub)
                 dim_a, fa = _unit(ua) if ua else (dim_b, fb)
-                out.append(Range(float(a) * fa, float(b) * fb, shape[0] == "[", shape[1] in "]", dim_a or dim_b))
+                out.append(Range(float(a) * fa, float(b) * fb, shape[0] == "[", shape[1] in "]", dim_a or dim_b,
+                                 min(fa, fb)))
             else:
                 dim, f = _unit(groups[1])
                 v = float(groups[0]) * f
                 if shape[1] == "~":
-                    out.append(Range(v, INF, shape[0] == "[", False, dim))
+                    out.append(Range(v, INF, shape[0] == "[", False, dim, f))
                 else:
-                    out.append(Range(-INF, v, False, shape[1] == "]", dim))
+                    out.append(Range(-INF, v, False, shape[1] == "]", dim, f))
     return out

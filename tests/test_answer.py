@@ -235,6 +235,7 @@ def test_extractive_answer_quotes_the_clause_that_matches_the_condition(sample_k
     # regression: the splitter cut at "；" and quoted the 1-10 year clause, so readers concluded 10 days
     assert "满 10 年不满 20 年的，年假为 15 天" in first
     assert "不满 10 年的，年假为 10 天" not in first
+    assert "事假" not in answer.text  # the cap on personal leave (不得超过 15 天) is no condition twelve years meet
     assert "满 10 年不满 20 年的，年假为 15 天" in answer.citations[0].quote  # highlighted in the passage
     assert all(line in answer.citations[0].text for line in answer.citations[0].quote.splitlines())
     six = sample_kb.answers.ask("我参加工作六年了，一年能休几天年假？", LOCAL_ADMIN)

@@ -36,6 +36,28 @@ def test_question_quantities_meet_the_conditions_of_their_clause():
     assert quantities("笔记本电脑几年换一次？") == []  # 一次 ("once") is no condition
 
 
+def test_a_cap_is_an_upper_bound_not_a_lower_one():
+    # regression: 超过 15 天 inside 不得超过 15 天 was read as "more than 15 days", so a question about twelve
+    # years of service met the cap on personal leave and the answer quoted it after the right clause
+    twelve_years = quantities("工作满十二年的员工每年有几天年假？")
+    for cap in ("每年累计事假不得超过 15 天", "单次不超过 15 天", "Exceptions must not exceed 15 days", "not exceeding 15 days"):
+        [bound] = conditions(cap)
+        assert bound.high == 15 and bound.low == float("-inf"), cap
+        assert not any(bound.contains(q) for q in twelve_years)
+    [above] = conditions("超过 15 天的，须经分管副总裁批准")
+    assert above.low == 15 and above.high == float("inf")
+
+
+def test_years_of_service_do_not_meet_conditions_stated_in_days():
+    # regression: twelve years (4380 days) met 连续病假 2 天及以上, and the 12-year answer quoted the sick-leave rule
+    twelve_years = quantities("工作满十二年的员工每年有几天年假？")
+    [sick] = conditions("连续病假 2 天及以上的，须在返岗后 3 个工作日内上传病假证明")[:1]
+    assert not any(sick.about(q) or sick.contains(q) for q in twelve_years)
+    # units next to each other still compare: months with days, months with years
+    assert any(r.contains(q) for r in conditions("超过 60 天的费用") for q in quantities("两个多月了还能报销吗？"))
+    assert any(r.contains(q) for r in conditions("满 1 年不满 10 年的") for q in quantities("工作 18 个月了"))
+
+
 def test_question_keywords_drop_the_asking_words():
     assert keywords("工作满十二年的员工每年有几天年假？") == ["工作", "满", "十二年", "员工", "每年", "年假"]
     assert keywords("出差住宿报销标准是多少？") == ["出差", "住宿", "报销", "标准"]
