@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
 from conftest import ROOT
-from test_web import SETTLED, _ask, _serve_app, page  # noqa: F401 - page is a fixture
+from test_web import SETTLED, _ask, _click_until, _serve_app, page  # noqa: F401 - page is a fixture
 from test_web_auth import _sign_in
 
 pytestmark = pytest.mark.browser
@@ -94,8 +95,8 @@ def test_employee_and_admin_day_in_the_browser(tmp_path, page):  # noqa: F811
         answer.get_by_test_id("stExpander").first.locator("summary").click()
         answer.get_by_role("button", name="View page").first.wait_for(timeout=10_000)
         _shot(page, "chat.png", height=1250)
-        answer.get_by_role("button", name="View page").first.click()
         dialog = page.get_by_test_id("stDialog")
+        _click_until(answer.get_by_role("button", name="View page").first, dialog)
         dialog.locator("img").first.wait_for(timeout=60_000)
         assert dialog.locator("img").first.evaluate("img => img.naturalWidth") > 300
         _shot(page, "preview.png")
@@ -141,7 +142,8 @@ def test_employee_and_admin_day_in_the_browser(tmp_path, page):  # noqa: F811
         sidebar.get_by_text("Administration", exact=True).click()
         page.get_by_text("Health").first.wait_for(timeout=60_000)
         sidebar.get_by_text("Re-index", exact=True).click()
-        sidebar.get_by_role("button", name="Start re-index").click(timeout=60_000)
+        _click_until(sidebar.get_by_role("button", name="Start re-index"),
+                     sidebar.get_by_text(re.compile("Re-index queued|Re-indexing")).first)
         marker = data / "paused-switch"
         _wait_for(marker.exists, 300, "the re-index never reached the swap")
         # the progress bar follows the job row: every document embedded, waiting for the swap
@@ -245,3 +247,52 @@ def test_stop_keeps_the_partial_answer_and_delete_asks_first(tmp_path, page):  #
         dialog.get_by_text("canteen.md").wait_for(timeout=30_000)
         dialog.get_by_role("button", name="Delete", exact=True).click()
         page.get_by_text("0 documents").wait_for(timeout=60_000)
+
+
+def test_an_upload_finishing_does_not_cut_off_the_answer_being_written(tmp_path, page):  # noqa: F811
+    """An upload that finishes in the background refreshes the page; it must wait for the answer being written."""
+    from fake_ollama import FakeOllama
+    from zhiku.core.settings import load_settings
+    from zhiku.retrieval.types import LOCAL_ADMIN
+    from zhiku.services import build_services
+
+    note = tmp_path / "canteen.md"
+    note.write_text("# Canteen\n\nThe canteen on floor 3 serves lunch from 11:30 to 13:30 every working day.",
+                    encoding="utf-8")
+    long_reply = "The canteen serves lunch from 11:30 to 13:30 [1]. " + "It is on floor 3 and open every working day. " * 30
+    marker = tmp_path / "data" / "paused-published"
+    with FakeOllama(models=["qwen2.5:7b-instruct"], reply=lambda body: long_reply, chunk_size=8,
+                    chunk_delay=0.1) as fake, \
+            _serve_app(tmp_path, fake.host, {"ZHIKU_PAUSE_AT": "published"}) as url, \
+            _screenshot_on_failure(page, tmp_path):
+        page.goto(url)
+        page.get_by_text("Answers written by Ollama").wait_for(timeout=60_000)
+        # an upload from another session (a colleague, or this user in another tab): queued for the worker
+        services = build_services(load_settings(data_dir=tmp_path / "data"))
+        try:
+            services.ingestor.enqueue_upload(note.name, note.read_bytes(), "default", LOCAL_ADMIN, "batch-1")
+        finally:
+            services.close()
+        # the document is searchable, its job row not yet finished
+        _wait_for(marker.exists, 120, "the upload never reached the pause after publishing")
+        page.reload()
+        page.get_by_text("1 documents").first.wait_for(timeout=60_000)
+        page.get_by_text("canteen.md: finishing").wait_for(timeout=60_000)  # its row: not finished yet
+        _ask(page, "When does the canteen serve lunch?")
+        reply = page.get_by_test_id("stChatMessage").nth(1)
+        reply.get_by_text("11:30").first.wait_for(timeout=60_000)  # streaming has begun
+        marker.unlink()  # the upload finishes while the answer is being written
+
+        def saved():
+            store = _store(tmp_path / "data")
+            try:
+                [conv] = store.conversations(LOCAL_ADMIN)
+                return store.messages(conv.id, LOCAL_ADMIN)[1]
+            finally:
+                store.close()
+
+        _wait_for(lambda: saved().mode not in ("streaming", None), 120, "the answer never finished")
+        answer = saved()
+        assert answer.mode == "ollama" and answer.content.count("working day") == 30, answer.mode
+        reply.get_by_text("canteen.md").first.wait_for(timeout=60_000)  # its sources are shown
+        page.get_by_text("canteen.md: indexed").wait_for(timeout=60_000)  # and the upload row caught up
