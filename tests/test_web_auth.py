@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from test_web import _ask, _serve_app, page  # noqa: F401 - page is a fixture
+from test_web import _ask, _click_until, _serve_app, page  # noqa: F401 - page is a fixture
 from zhiku.retrieval.types import LOCAL_ADMIN
 
 pytestmark = pytest.mark.browser
@@ -68,8 +68,7 @@ def test_sign_in_is_required_a_reload_keeps_the_session_and_logout_ends_it(tmp_p
         assert mine.status == 200 and mine.text() == IT_TEXT
         assert "attachment" in mine.headers["content-disposition"]
 
-        page.get_by_role("button", name="Log out").click()
-        page.get_by_text("Please sign in").wait_for(timeout=30_000)
+        _click_until(page.get_by_role("button", name="Log out"), page.get_by_text("Please sign in"))
         page.reload()
         page.wait_for_url(f"{url}/login")
         assert page.request.get(f"{url}/files/{it_id}").status == 401
