@@ -391,7 +391,8 @@ class EdgeIndex:
         return out
 
     def query(
-        self, dense, sparse, scope: Scope, limit: int, fusion: Fusion | None = None, language: str | None = None
+        self, dense, sparse, scope: Scope, limit: int, fusion: Fusion | None = None, language: str | None = None,
+        vectors: bool = True,
     ) -> list[Hit]:
         """Dense, sparse or hybrid search; hybrid fuses the prefetches with RRF inside the engine."""
         from qdrant_edge import Fusion as EdgeFusion
@@ -400,7 +401,7 @@ class EdgeIndex:
         fusion = fusion or Fusion()
         flt = self._filter(scope)
         sparse_vec = None if sparse is None or not sparse[0] else SparseVector(indices=sparse[0], values=sparse[1])
-        read = [DENSE, SENTENCES] if self.sentences else [DENSE]
+        read = ([DENSE, SENTENCES] if self.sentences else [DENSE]) if vectors else False
         common = dict(limit=limit, with_payload=True, with_vector=read, filter=flt)
         if dense is not None and sparse_vec is not None:
             depth = max(limit, fusion.depth)

@@ -98,8 +98,10 @@ class Index(Protocol):
         limit: int,
         fusion: Fusion | None = None,
         language: str | None = None,
+        vectors: bool = True,
     ) -> list[Hit]:
-        """Dense, sparse or hybrid (fused by RRF) search inside the scope; language enables the cross-language list."""
+        """Dense, sparse or hybrid (fused by RRF) search inside the scope; language enables the cross-language list.
+        vectors=False returns the hits without their vectors (only scores are wanted)."""
 
     def optimize(self) -> bool:
         """Build search graphs after a large ingestion; True if any work was done."""
@@ -236,11 +238,13 @@ class QdrantIndex:
         return out
 
     def query(
-        self, dense, sparse, scope: Scope, limit: int, fusion: Fusion | None = None, language: str | None = None
+        self, dense, sparse, scope: Scope, limit: int, fusion: Fusion | None = None, language: str | None = None,
+        vectors: bool = True,
     ) -> list[Hit]:
         """Dense, sparse or hybrid search; hybrid fuses the prefetches with RRF inside Qdrant."""
         from qdrant_client import models as m
 
+        read = self._read if vectors else False
         fusion = fusion or Fusion()
         flt = self._filter(scope)
         sparse_vec = None if sparse is None or not sparse[0] else m.SparseVector(indices=sparse[0], values=sparse[1])
@@ -261,17 +265,17 @@ class QdrantIndex:
                 query=m.RrfQuery(rrf=m.Rrf(k=fusion.k, weights=weights)),
                 limit=limit,
                 with_payload=True,
-                with_vectors=self._read,
+                with_vectors=read,
             )
         elif dense is not None:
             result = self._client.query_points(
                 self.name, query=dense.tolist(), using=DENSE, query_filter=flt, limit=limit, with_payload=True,
-                with_vectors=self._read,
+                with_vectors=read,
             )
         elif sparse_vec is not None:
             result = self._client.query_points(
                 self.name, query=sparse_vec, using=SPARSE, query_filter=flt, limit=limit, with_payload=True,
-                with_vectors=self._read,
+                with_vectors=read,
             )
         else:
             return []
@@ -346,9 +350,9 @@ class ActiveIndex:
         return self._resolve().chunks(scope, limit)
 
     def query(self, dense, sparse, scope: Scope, limit: int, fusion: Fusion | None = None,
-              language: str | None = None) -> list[Hit]:
+              language: str | None = None, vectors: bool = True) -> list[Hit]:
         """Search the serving index."""
-        return self._resolve().query(dense, sparse, scope, limit, fusion, language)
+        return self._resolve().query(dense, sparse, scope, limit, fusion, language, vectors)
 
     def close(self) -> None:
         """Nothing to release: the generations own the open indexes."""

@@ -186,7 +186,7 @@ class Searcher:
         hits = self.index.query(dense if mode != "sparse" else None, sparse, scope, depth, self.fusion, q.language)
         bm25: dict[str, float] = {}
         if mode == "hybrid" and sparse is not None and self.ranker is not None:
-            bm25 = {h.chunk.point_id: h.score for h in self.index.query(None, sparse, scope, depth)}
+            bm25 = {h.chunk.point_id: h.score for h in self.index.query(None, sparse, scope, depth, vectors=False)}
         return q, hits, bm25
 
     def query_vector(self, text: str) -> np.ndarray:
