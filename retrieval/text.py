@@ -346,6 +346,8 @@ def quantities(question: str) -> list[Quantity]:
         dimension, factor = _unit(m.group(2))
         if dimension is None:
             continue  # a bare number is not a condition to meet
+        if factor == _unit("年")[1] and re.fullmatch(r"(19|20|21)\d\d", m.group(1)):
+            continue  # 2022 年 is a calendar year, not 2022 years of service
         if float(m.group(1)) == 1 and not re.search(r"(满|超过|不满|未满|above|over|more than|after|at least)\s*$", before):
             continue  # 一个月的加班, 一次, per year: a unit of measure, not a condition
         bias = 0.0

@@ -36,6 +36,14 @@ def test_question_quantities_meet_the_conditions_of_their_clause():
     assert quantities("笔记本电脑几年换一次？") == []  # 一次 ("once") is no condition
 
 
+def test_a_calendar_year_is_a_date_not_a_length_of_service():
+    # regression: 2022 年 read as 2022 years of service met 满 20 年及以上, so the ranker put the annual-leave
+    # clause first and the gate answered a question about the football world cup
+    assert quantities("2022 年世界杯冠军是哪个国家？") == []
+    assert quantities("2024年的年假什么时候清零？") == []
+    assert [q.value for q in quantities("工作满 25 年有几天年假？")] == [quantities("工作满二十五年有几天年假？")[0].value]
+
+
 def test_a_cap_is_an_upper_bound_not_a_lower_one():
     # regression: 超过 15 天 inside 不得超过 15 天 was read as "more than 15 days", so a question about twelve
     # years of service met the cap on personal leave and the answer quoted it after the right clause
