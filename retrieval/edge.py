@@ -390,6 +390,10 @@ class EdgeIndex:
                     break
         return out
 
+    def present(self, term_ids: list[int], scope: Scope) -> set[int]:
+        """The terms some chunk in the scope contains (a single-term keyword search each; in-process, ~0.1 ms)."""
+        return {i for i in term_ids if self.query(None, ([i], [1.0]), scope, 1, vectors=False)}
+
     def query(
         self, dense, sparse, scope: Scope, limit: int, fusion: Fusion | None = None, language: str | None = None,
         vectors: bool = True,

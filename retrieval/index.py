@@ -103,6 +103,9 @@ class Index(Protocol):
         """Dense, sparse or hybrid (fused by RRF) search inside the scope; language enables the cross-language list.
         vectors=False returns the hits without their vectors (only scores are wanted)."""
 
+    def present(self, term_ids: list[int], scope: Scope) -> set[int]:
+        """The keyword terms (sparse indices) that some chunk in the scope contains."""
+
     def optimize(self) -> bool:
         """Build search graphs after a large ingestion; True if any work was done."""
 
@@ -285,6 +288,18 @@ class QdrantIndex:
             for rank, p in enumerate(result.points, start=1)
         ]
 
+    def present(self, term_ids: list[int], scope: Scope) -> set[int]:
+        """The terms some chunk in the scope contains: one batch of single-term keyword searches."""
+        from qdrant_client import models as m
+
+        if not term_ids:
+            return set()
+        flt = self._filter(scope)
+        requests = [m.QueryRequest(query=m.SparseVector(indices=[i], values=[1.0]), using=SPARSE, filter=flt, limit=1)
+                    for i in term_ids]
+        results = self._client.query_batch_points(self.name, requests=requests)
+        return {i for i, result in zip(term_ids, results) if result.points}
+
     @property
     def _read(self) -> list[str]:
         """The vectors a search returns with each hit."""
@@ -353,6 +368,10 @@ class ActiveIndex:
               language: str | None = None, vectors: bool = True) -> list[Hit]:
         """Search the serving index."""
         return self._resolve().query(dense, sparse, scope, limit, fusion, language, vectors)
+
+    def present(self, term_ids: list[int], scope: Scope) -> set[int]:
+        """Keyword terms the serving index holds."""
+        return self._resolve().present(term_ids, scope)
 
     def close(self) -> None:
         """Nothing to release: the generations own the open indexes."""
