@@ -198,12 +198,12 @@ def evaluate_gate(searcher: Searcher, questions: list[Question], user: User, k: 
 
 
 def gate_signals(searcher: Searcher, questions: list[Question], user: User, k: int = 5) -> list:
-    """(answerable, off-topic, [(lexical, semantic, cross_language, score, cross_semantic) of each hit]) per question."""
+    """(answerable, off-topic, [(lexical, semantic, cross_language, score, known) of each hit]) per question."""
     out = []
     for q in questions:
         hits = searcher.search(q.question, user, k=k)
         signals = [(h.relevance.lexical, h.relevance.semantic, h.relevance.cross_language, h.relevance.score,
-                    h.relevance.cross_semantic) for h in hits if h.relevance]
+                    h.relevance.known) for h in hits if h.relevance]
         out.append((q.evidence is not None, q.off_topic, signals))
     return out
 
@@ -213,10 +213,13 @@ def tune_gate(signals: list) -> dict[str, float]:
     most unanswerable questions about the company's topics (an extractive answer to those quotes the
     nearest passages, labelled as such; refusing an answerable question leaves the user with nothing).
 
-    A question passes when any signal of any of its hits clears its threshold, so only each question's
-    best value of each signal matters. Among equally good thresholds the middle of the winning range of
-    each is taken, so no threshold sits right on a tuning question. signals: from gate_signals, on the
-    tuning split only.
+    Ranked hits pass when the best score plus known_weight × known reaches score_min: the ranker's score
+    says how well the best passage matches, known how much of the question's vocabulary the knowledge base
+    uses at all (the weather, a flat tyre or the capital of France use words no document does). Each
+    threshold sits in the middle of the gap between the tuning questions on either side of it, and among
+    equally good weights the middle one is taken. Unranked hits (dense, sparse or plain fusion) pass when
+    the keyword share or the cosine clears its threshold, tuned the same way. signals: from gate_signals,
+    on the tuning split only.
     """
     import numpy as np
 
@@ -229,40 +232,45 @@ def tune_gate(signals: list) -> dict[str, float]:
     lex = np.array([best(h[0] for h in hits) for _, _, hits in signals])
     sem = np.array([best(h[1] for h in hits if not h[2]) for _, _, hits in signals])
     score = np.array([best(h[3] for h in hits if h[3] is not None) for _, _, hits in signals])
-    cross = np.array([best(h[4] for h in hits if h[2]) for _, _, hits in signals])
-    off = 99.0  # a threshold nothing reaches: the signal plays no part
-    grids = [
-        [x / 20 for x in range(12, 21)] + [off],
-        [x / 200 for x in range(170, 196)] + [off],
-        sorted({round(x, 1) for x in score if x > -1.0} | {off}),
-        [x / 200 for x in range(165, 196)] + [off],
-    ]
-    results = {}
-    for lx in grids[0]:
-        base = lex >= lx
-        for sm in grids[1]:
-            with_sem = base | (sem >= sm)
-            for sc in grids[2]:
-                with_score = with_sem | (score >= sc)
-                for cr in grids[3]:
-                    passed = with_score | (cross >= cr)
-                    results[(lx, sm, sc, cr)] = (int((off_topic & ~passed).sum()), int((answerable & passed).sum()),
-                                                 int((company & ~passed).sum()))
-    top = max(results.values())
-    winners = [key for key, value in results.items() if value == top]
+    known = np.array([best(h[4] for h in hits) for _, _, hits in signals])
+
+    def outcome(passed):
+        return (int((off_topic & ~passed).sum()), int((answerable & passed).sum()), int((company & ~passed).sum()))
 
     def middle(values):
         values = sorted(set(values))
         return values[len(values) // 2]
 
-    chosen = []
-    for i in range(4):
-        value = middle(w[i] for w in winners)
-        chosen.append(value)
-        winners = [w for w in winners if w[i] == value]
-    lx, sm, sc, cr = (None if v == off else v for v in chosen)
-    return {"lexical_min": off if lx is None else lx, "semantic_min": off if sm is None else sm, "score_min": sc,
-            "cross_min": cr, "off_topic_refused": top[0], "answerable_kept": top[1], "company_refused": top[2]}
+    # ranked: the best threshold for each weight, the threshold halfway between the values around it
+    ranked = {}
+    for weight in [x / 4 for x in range(0, 41)]:
+        value = score + weight * known
+        cuts = np.unique(value)
+        results = [(outcome(value >= cut), i) for i, cut in enumerate(cuts)]
+        top = max(r for r, _ in results)
+        first = last = min(i for r, i in results if r == top)
+        while last + 1 < len(cuts) and results[last + 1][0] == top:
+            last += 1
+        # any threshold in (cuts[first - 1], cuts[last]] gives the same outcome
+        low = cuts[first - 1] if first > 0 else cuts[first] - 1.0
+        ranked[weight] = (top, (low + cuts[last]) / 2)
+    top = max(r for r, _ in ranked.values())
+    weight = middle(w for w, (r, _) in ranked.items() if r == top)
+    score_min = round(float(ranked[weight][1]), 3)
+
+    # unranked: keyword share or cosine
+    off = 99.0  # a threshold nothing reaches: the signal plays no part
+    plain = {}
+    for lx in [x / 20 for x in range(12, 21)] + [off]:
+        for sm in [x / 200 for x in range(170, 196)] + [off]:
+            plain[(lx, sm)] = outcome((lex >= lx) | (sem >= sm))
+    best_plain = max(plain.values())
+    winners = [key for key, value in plain.items() if value == best_plain]
+    lx = middle(w[0] for w in winners)
+    sm = middle(w[1] for w in winners if w[0] == lx)
+    return {"lexical_min": lx, "semantic_min": sm, "score_min": score_min, "known_weight": weight,
+            "off_topic_refused": top[0], "answerable_kept": top[1], "company_refused": top[2],
+            "unranked_off_topic_refused": best_plain[0], "unranked_answerable_kept": best_plain[1]}
 
 
 # ------------------------------------------------------------------------------------------ answers

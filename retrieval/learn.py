@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--spans", action="store_true",
                         help="fit the answer stage's span weights (extract.SPAN_WEIGHTS) on --qa instead")
     parser.add_argument("--gate", action="store_true",
-                        help="tune the relevance thresholds (Searcher's lexical_min, semantic_min, score_min) on --qa")
+                        help="tune the relevance thresholds (Searcher's lexical_min, semantic_min, score_min, known_weight) on --qa")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     services = build_services(load_settings())

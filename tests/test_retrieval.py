@@ -108,6 +108,34 @@ def test_english_question_reaches_chinese_document(tmp_path, sample_chunks, tran
         index.close()
 
 
+@pytest.mark.parametrize("backend", ["edge", "qdrant-local"])
+def test_the_gate_knows_which_words_the_readable_documents_use(tmp_path, sample_chunks, translator, backend):
+    """A question in words no readable passage uses is refused however its best passage scores; a question
+    in the other language whose translated words the documents use is answered."""
+    from zhiku.retrieval.keywords import question_groups
+
+    embedder = sample_chunks[0]
+    index = _fill(EdgeIndex(tmp_path / "edge") if backend == "edge" else QdrantIndex("zhiku", path=tmp_path / "local"),
+                  sample_chunks)
+    try:
+        searcher = Searcher(index, embedder, translator=translator)
+
+        def known(question, scope=Scope()):
+            return searcher.known(question_groups(question, translator), scope)
+
+        assert known("How long is maternity leave?") == 1.0  # 产假, through the dictionary
+        assert known("What is the capital of France?") == 0.0
+        assert 0.0 < known("明天北京的天气怎么样？") < 0.5  # 北京 is a hotel-limit row; the weather is nowhere
+        # only what the scope lets the user read counts: 年假 is in the handbook, not in the remote-work policy
+        assert known("年假有几天？") == 1.0
+        assert known("年假有几天？", Scope(doc_ids=["doc-Remote_Work_Policy.pdf"])) == 0.0
+        assert searcher.relevant(searcher.search("How long is maternity leave?", LOCAL_ADMIN, k=5))
+        assert searcher.relevant(searcher.search("What is the capital of France?", LOCAL_ADMIN, k=5)) == []
+        assert searcher.relevant(searcher.search("明天北京的天气怎么样？", LOCAL_ADMIN, k=5)) == []
+    finally:
+        index.close()
+
+
 def test_scope_filters_inside_the_query(tmp_path, sample_chunks):
     embedder = sample_chunks[0]
     index = _fill(EdgeIndex(tmp_path / "edge"), sample_chunks)
