@@ -111,16 +111,23 @@ def _ask(page, question: str) -> None:
 
     Streamlit clears the input when it takes a question. Text sent while it replaces the page after the
     previous answer can be dropped with the old input box and stays there: then Enter is pressed again,
-    as a person would.
+    as a person would, but only when the question has not appeared in the conversation either (a second
+    Enter on a question already taken would stop its answer and ask it twice).
     """
     page.wait_for_function(SETTLED, timeout=60_000)
+    asked = page.get_by_test_id("stChatMessage").filter(has_text=question).count()
     box = page.get_by_test_id("stChatInputTextArea")
     box.fill(question)
+    taken = """([question, asked]) => {
+        const box = document.querySelector('[data-testid="stChatInputTextArea"]');
+        const shown = [...document.querySelectorAll('[data-testid="stChatMessage"]')]
+            .filter(m => m.innerText.includes(question)).length;
+        return shown > asked || (box !== null && box.value === '');
+    }"""
     for _ in range(3):
         box.press("Enter")
         with contextlib.suppress(PlaywrightTimeout):
-            page.wait_for_function("document.querySelector('[data-testid=\"stChatInputTextArea\"]').value === ''",
-                                   timeout=15_000)
+            page.wait_for_function(taken, arg=[question, asked], timeout=30_000)
             return
     raise AssertionError(f"the question was not taken after three tries: {question}")
 
