@@ -4,7 +4,8 @@ A passage is read as sentences, clauses of a clause list (累计工作满 1 年�
 lists with their lead-in, and tables (Markdown or DOCX rows with pipes, or PDF tables extracted one cell
 per line) with their header. Each span is scored by the share of the question's keywords it holds (its
 heading and lead-in count half), whether it meets the question's numeric condition (工作满十二年 meets
-满 10 年不满 20 年, not 满 1 年不满 10 年), and whether it holds a number when one is asked for. The best
+满 10 年不满 20 年, not 满 1 年不满 10 年), whether it holds a number when one is asked for, and whether
+that number is of the kind asked for (how long: a duration, not the amounts listed beside it). The best
 span leads; others follow only when their score comes close, and nothing is quoted twice.
 """
 
@@ -31,6 +32,57 @@ _ASKS_NUMBER = re.compile(
     r"\b(limit|percentage|rate|deadline|number|extension)\b",
     re.I,
 )
+# what kind of value a question asks for, and how a span states one: a question asking how long is answered
+# by a duration (3 个工作日, within 30 minutes), not by the amounts of money the same passage lists
+_WEEKDAY = r"周[一二三四五六日]|星期[一二三四五六日天]|礼拜[一二三四五六日天]|\b(mon|tues|wednes|thurs|fri|satur|sun)days?\b"
+_MONTH = r"\b(january|february|march|april|may|june|july|august|september|october|november|december)\b"
+ANSWER_TYPES: dict[str, tuple[re.Pattern, re.Pattern]] = {
+    "duration": (
+        re.compile(r"多久|多长时间|多长|几天|几个?月|几年|几周|几个?小时|几分钟|多少天|多少个?小时|多少分钟|多少年|期限|"
+                   r"\bhow (long|soon|quickly|fast|often)\b|\bhow many (working |business |calendar )?(days|weeks|months|years|hours|minutes)\b|"
+                   r"\bwithin how\b", re.I),
+        re.compile(r"\d+(\.\d+)?\s*(个)?\s*(工作日|自然日|天|日内|小时|分钟|周|星期|个月|月内|年)|[一二两三四五六七八九十半]+\s*(个)?"
+                   r"(工作日|天|小时|分钟|周|星期|个月|年)|\d+\s*(working |business |calendar )?(days?|hours?|minutes?|weeks?|months?|years?)\b",
+                   re.I),
+    ),
+    "clock": (
+        re.compile(r"几点|什么时间段|哪个时间段|时间段|几点到几点|\bwhat time\b|\bwhich hours\b|\bwhat hours\b|\bopening hours\b", re.I),
+        re.compile(r"\d{1,2}\s*[:：]\s*\d{2}|\d{1,2}\s*点|\b\d{1,2}\s*(am|pm|a\.m\.|p\.m\.)", re.I),
+    ),
+    "money": (
+        re.compile(r"多少钱|多少元|几块|多少补贴|补贴多少|报销多少|花多少|多少费用|费用是多少|价格|\bhow much\b|\bcost\b|\bprice\b|"
+                   r"\bfee\b|\ballowance\b|\bbudget\b", re.I),
+        re.compile(r"\d[\d,]*(\.\d+)?\s*(万)?\s*(元|块|yuan|rmb|cny)|[¥￥]\s*\d|\b(rmb|cny)\s*\d", re.I),
+    ),
+    "date": (
+        re.compile(r"哪天|哪一天|几号|几月|哪个月|什么时候|何时|哪年|星期几|周几|^\W*when\b|"
+                   r"\bwhen (is|are|was|were|do|does|did|will|can|could|must|should|would)\b|\bwhich (day|date|month|year|weekdays?)\b|"
+                   r"\bwhat (day|date|month|year)\b|\bin what year\b|\bwhich days?\b", re.I),
+        re.compile(rf"{_WEEKDAY}|{_MONTH}|\d+\s*月\s*\d*\s*[日号]?|\d+\s*[日号]|每月|每周|每年|(19|20)\d\d\s*年|"
+                   r"\b(19|20)\d\d\b|\b\d{1,2}(st|nd|rd|th)\b|\bday of the month\b", re.I),
+    ),
+    "share": (
+        re.compile(r"比例|百分之|几成|多少成|\bpercent(age)?\b|\bshare of\b|\brate\b", re.I),
+        re.compile(r"\d+(\.\d+)?\s*%|百分之|[一二三四五六七八九]成|\bpercent\b", re.I),
+    ),
+    "count": (
+        re.compile(r"几次|多少次|几个人|多少人|几台|几张|\bhow many times\b|\bhow often\b|\bhow many\b", re.I),
+        re.compile(r"\d+\s*(次|人|台|张|个|份|名|件)|[一二两三四五六七八九十]+\s*(次|人|台|张|个|份|名|件)|\b\d+\s*(times?|people|persons?|devices?)\b|"
+                   r"\b(once|twice)\b", re.I),
+    ),
+}
+
+
+def asked_types(question: str) -> list[str]:
+    """The kinds of value the question asks for (duration, clock, money, date, share, count)."""
+    return [name for name, (asks, _) in ANSWER_TYPES.items() if asks.search(question)]
+
+
+def states_type(text: str, types: list[str]) -> bool:
+    """Whether the text states a value of one of the kinds."""
+    return any(ANSWER_TYPES[name][1].search(text) for name in types)
+
+
 _PAGE_MARK = re.compile(r"第\s*\d+\s*页|\bPage\s+\d+\b", re.I)
 _DIGIT = re.compile(r"\d|[一二两三四五六七八九十百千万]")
 _PUNCTUATION = re.compile(r"[\s\W_]+", re.U)
@@ -305,15 +357,15 @@ def _met(span: Span, wanted: list[Quantity]) -> int:
 SEMANTIC_SPANS = 12  # how many of the best spans by keywords are embedded and compared by meaning
 SPAN_FEATURES = (
     "share", "own_share", "met", "missed", "number", "clause", "list", "table", "position", "passage",
-    "other_language", "meaning", "long", "lead_in",
+    "other_language", "meaning", "long", "lead_in", "typed", "mistyped",
 )
 # Fitted by `python -m zhiku.retrieval.learn --qa data/eval/sample_qa.jsonl --spans` on the "tune" split
-# (a span is right when it shows the question's evidence; 111 of its 120 answerable questions have one
+# (a span is right when it shows the question's evidence; 117 of its 120 answerable questions have one
 # among the candidates); replaced by a refit, never edited by hand.
 SPAN_WEIGHTS: dict[str, float] = {
-    "share": 2.524, "own_share": 1.2391, "met": 2.1517, "missed": -2.203, "number": 1.1439, "clause": -0.6958,
-    "list": 1.1222, "table": 1.7082, "position": 0.5051, "passage": 2.0789, "other_language": 0.0248,
-    "meaning": 28.5413, "long": -0.7264, "lead_in": -1.5297,
+    "share": 2.4444, "own_share": 1.2138, "met": 2.4267, "missed": -0.56, "number": 1.0591, "clause": -0.746,
+    "list": 1.1406, "table": 1.766, "position": 0.3714, "passage": 2.0883, "other_language": 0.0059,
+    "meaning": 26.5526, "long": -0.6075, "lead_in": -1.6156, "typed": 0.8951, "mistyped": -0.8037,
 }
 # a further span is quoted when the model gives it at least this share of the best one's probability
 # (5-fold cross-validation on the tune split: 0.1 quotes the evidence for 101 of 114, 2.4 spans an answer)
@@ -356,6 +408,7 @@ def candidates(
     english = language_of(question) == "en"
     gloss = translator.gloss if translator is not None and english else None
     asks_number = bool(_ASKS_NUMBER.search(question))
+    types = asked_types(question)
 
     joined = passages(hits)
     spans = [s for position, text, heading in joined for s in read_spans(position, text, heading)]
@@ -432,6 +485,8 @@ def candidates(
             0.0,
             min(len(shown) / 200.0, 2.0),
             1.0 * span.text.rstrip().endswith((":", "：")),
+            1.0 if types and states_type(shown, types) else 0.0,
+            1.0 if types and _DIGIT.search(shown) and not states_type(shown, types) else 0.0,
         ])
     matrix = np.asarray(rows, dtype=np.float32)
     # a follow-up (那病假呢？) says too little to be compared by meaning: keywords and context decide

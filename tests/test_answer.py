@@ -256,6 +256,14 @@ def test_table_question_quotes_the_rows_with_their_header(sample_kb):
     assert any("600 元" in c.quote and "600 元" in c.text for c in answer.citations)
 
 
+def test_a_question_asking_how_long_is_answered_by_a_duration_not_by_the_amounts_beside_it(sample_kb):
+    # regression: the table of amounts in the same section was the whole answer, and the sentence with the
+    # deadline (3 个工作日内) was not quoted
+    answer = sample_kb.answers.ask("审批人要在多长时间内审批报销单？", LOCAL_ADMIN)
+    assert "3 个工作日内完成审批" in answer.text
+    assert any("3 个工作日内完成审批" in c.quote for c in answer.citations)  # and highlighted
+
+
 def test_table_row_matching_the_amount_is_quoted_with_the_header(sample_kb):
     answer = sample_kb.answers.ask("一笔五千块的报销需要谁来审批？", LOCAL_ADMIN)
     assert "| 单笔金额 | 审批人 |" in answer.text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from zhiku.retrieval.answer import depends_on_context
-from zhiku.retrieval.extract import choose, read_spans, render
+from zhiku.retrieval.extract import asked_types, choose, read_spans, render
 from zhiku.retrieval.text import conditions, keywords, normalize_numbers, quantities
 from zhiku.retrieval.types import Chunk, Hit
 
@@ -104,6 +104,14 @@ def test_the_matching_row_is_quoted_and_highlighted_verbatim():
     assert "直属上级 |\n" not in answer.split("部门负责人")[1]
     assert citations[0].quote == "| 单笔金额 | 审批人 |\n| 2000 元以上至 10000 元 | 直属上级、部门负责人 |"
     assert all(line in citations[0].text for line in citations[0].quote.splitlines())
+
+
+def test_the_kind_of_value_a_question_asks_for():
+    assert asked_types("审批人要在多长时间内审批报销单？") == ["duration"]
+    assert asked_types("During which hours must I be reachable when working from home?") == ["clock"]  # when: a conjunction
+    assert asked_types("When does the orientation take place?") == ["date"]
+    assert asked_types("How much does an onboarding buddy get?") == ["money"]
+    assert asked_types("Who approves a claim?") == []
 
 
 def test_a_clause_list_stays_whole_without_a_condition_to_choose_by():
