@@ -403,3 +403,54 @@ def conditions(passage: str) -> list[Range]:
                 else:
                     out.append(Range(-INF, v, False, shape[1] == "]", dim, f))
     return out
+
+
+# what kind of value a question asks for, and how a span states one: a question asking how long is answered
+# by a duration (3 个工作日, within 30 minutes), not by the amounts of money the same passage lists
+_WEEKDAY = r"周[一二三四五六日]|星期[一二三四五六日天]|礼拜[一二三四五六日天]|\b(mon|tues|wednes|thurs|fri|satur|sun)days?\b"
+_MONTH = r"\b(january|february|march|april|may|june|july|august|september|october|november|december)\b"
+ANSWER_TYPES: dict[str, tuple[re.Pattern, re.Pattern]] = {
+    "duration": (
+        re.compile(r"多久|多长时间|多长|几天|几个?月|几年|几周|几个?小时|几分钟|多少天|多少个?小时|多少分钟|多少年|期限|"
+                   r"\bhow (long|soon|quickly|fast|often)\b|\bhow many (working |business |calendar )?(days|weeks|months|years|hours|minutes)\b|"
+                   r"\bwithin how\b", re.I),
+        re.compile(r"\d+(\.\d+)?\s*(个)?\s*(工作日|自然日|天|日内|小时|分钟|周|星期|个月|月内|年)|[一二两三四五六七八九十半]+\s*(个)?"
+                   r"(工作日|天|小时|分钟|周|星期|个月|年)|\d+\s*(working |business |calendar )?(days?|hours?|minutes?|weeks?|months?|years?)\b",
+                   re.I),
+    ),
+    "clock": (
+        re.compile(r"几点|什么时间段|哪个时间段|时间段|几点到几点|\bwhat time\b|\bwhich hours\b|\bwhat hours\b|\bopening hours\b", re.I),
+        re.compile(r"\d{1,2}\s*[:：]\s*\d{2}|\d{1,2}\s*点|\b\d{1,2}\s*(am|pm|a\.m\.|p\.m\.)", re.I),
+    ),
+    "money": (
+        re.compile(r"多少钱|多少元|几块|多少补贴|补贴多少|报销多少|花多少|多少费用|费用是多少|价格|\bhow much\b|\bcost\b|\bprice\b|"
+                   r"\bfee\b|\ballowance\b|\bbudget\b", re.I),
+        re.compile(r"\d[\d,]*(\.\d+)?\s*(万)?\s*(元|块|yuan|rmb|cny)|[¥￥]\s*\d|\b(rmb|cny)\s*\d", re.I),
+    ),
+    "date": (
+        re.compile(r"哪天|哪一天|几号|几月|哪个月|什么时候|何时|哪年|星期几|周几|^\W*when\b|"
+                   r"\bwhen (is|are|was|were|do|does|did|will|can|could|must|should|would)\b|\bwhich (day|date|month|year|weekdays?)\b|"
+                   r"\bwhat (day|date|month|year)\b|\bin what year\b|\bwhich days?\b", re.I),
+        re.compile(rf"{_WEEKDAY}|{_MONTH}|\d+\s*月\s*\d*\s*[日号]?|\d+\s*[日号]|每月|每周|每年|(19|20)\d\d\s*年|"
+                   r"\b(19|20)\d\d\b|\b\d{1,2}(st|nd|rd|th)\b|\bday of the month\b", re.I),
+    ),
+    "share": (
+        re.compile(r"比例|百分之|几成|多少成|\bpercent(age)?\b|\bshare of\b|\brate\b", re.I),
+        re.compile(r"\d+(\.\d+)?\s*%|百分之|[一二三四五六七八九]成|\bpercent\b", re.I),
+    ),
+    "count": (
+        re.compile(r"几次|多少次|几个人|多少人|几台|几张|\bhow many times\b|\bhow often\b|\bhow many\b", re.I),
+        re.compile(r"\d+\s*(次|人|台|张|个|份|名|件)|[一二两三四五六七八九十]+\s*(次|人|台|张|个|份|名|件)|\b\d+\s*(times?|people|persons?|devices?)\b|"
+                   r"\b(once|twice)\b", re.I),
+    ),
+}
+
+
+def asked_types(question: str) -> list[str]:
+    """The kinds of value the question asks for (duration, clock, money, date, share, count)."""
+    return [name for name, (asks, _) in ANSWER_TYPES.items() if asks.search(question)]
+
+
+def states_type(text: str, types: list[str]) -> bool:
+    """Whether the text states a value of one of the kinds."""
+    return any(ANSWER_TYPES[name][1].search(text) for name in types)

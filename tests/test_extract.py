@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from zhiku.retrieval.answer import depends_on_context
-from zhiku.retrieval.extract import asked_types, choose, read_spans, render
-from zhiku.retrieval.text import conditions, keywords, normalize_numbers, quantities
+from zhiku.retrieval.extract import choose, read_spans, render
+from zhiku.retrieval.text import asked_types, conditions, keywords, normalize_numbers, quantities
 from zhiku.retrieval.types import Chunk, Hit
 
 

@@ -230,3 +230,23 @@ def test_the_ranker_does_not_inherit_the_order_of_tied_fused_scores():
     fused = features(query, hits)[:, FEATURES.index("fused")]
     # the engine may return the two tied passages either way round: both get the better place
     assert fused[0] == fused[1] == 1.0 and fused[2] == 1.0 / 3
+
+
+def test_the_ranker_knows_which_passage_states_the_kind_of_value_asked_for():
+    import numpy as np
+
+    from zhiku.retrieval.keywords import question_groups
+    from zhiku.retrieval.ranker import FEATURES, WEIGHTS, Query, features
+
+    texts = ["审批人按单笔金额审批报销单：2000 元及以下由直属上级审批。",
+             "审批人应在收到报销单后 3 个工作日内完成审批。"]
+    hits = [Hit(Chunk("d", "a.md", "default", i, t), 0.5, i + 1) for i, t in enumerate(texts)]
+    column = FEATURES.index("typed")
+
+    def typed(question: str):
+        return features(Query(question, np.zeros(4, dtype=np.float32), question_groups(question), []), hits)[:, column]
+
+    how_long = typed("审批人要在多长时间内审批报销单？")
+    assert how_long[0] == 0.0 < how_long[1]  # how long: the duration, not the amount
+    assert not typed("谁来审批报销单？").any()  # who: no kind of value
+    assert WEIGHTS["typed"] > 0
