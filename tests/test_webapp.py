@@ -113,8 +113,10 @@ def test_employee_and_admin_day_in_the_browser(tmp_path, page):  # noqa: F811
 
         # a reload (a new session) brings the conversation back, with its citations
         page.reload()
-        page.get_by_test_id("stChatMessage").nth(1).get_by_text("员工手册.pdf").first.wait_for(timeout=60_000)
-        assert "15 天" in page.get_by_test_id("stChatMessage").nth(1).inner_text()
+        restored = page.get_by_test_id("stChatMessage").nth(1)
+        restored.get_by_text("员工手册.pdf").first.wait_for(timeout=60_000)
+        # the saved answer's text is drawn by its own element, which can arrive after its sources
+        restored.get_by_text("15 天").first.wait_for(timeout=30_000)
         store = _store(data)
         try:
             from zhiku.retrieval.types import LOCAL_ADMIN
