@@ -423,6 +423,7 @@ def candidates(
         table_rows = tables.get(id(span))
         shown = " ".join(r.text for r in table_rows) if table_rows else span.text
         several = span.kind == "sentence" and len(span.ranges) > 1  # holds the wrong alternatives too
+        typed = bool(types) and states_type(shown, types)  # states a value of the kind asked for
         rows.append([
             span.share, span.own_share,
             (0.3 if several else 1.0) * (span.met > 0), 1.0 * (span.met < 0),
@@ -434,8 +435,8 @@ def candidates(
             0.0,
             min(len(shown) / 200.0, 2.0),
             1.0 * span.text.rstrip().endswith((":", "：")),
-            1.0 if types and states_type(shown, types) else 0.0,
-            1.0 if types and _DIGIT.search(shown) and not states_type(shown, types) else 0.0,
+            1.0 * typed,
+            1.0 * (bool(types) and not typed and bool(_DIGIT.search(shown))),
         ])
     matrix = np.asarray(rows, dtype=np.float32)
     # a follow-up (那病假呢？) says too little to be compared by meaning: keywords and context decide

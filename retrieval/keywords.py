@@ -185,14 +185,6 @@ def sentence_units(text: str) -> list[str]:
     return units if len(units) > 1 else []
 
 
-def best_sentence_coverage(groups: list[Group], text: str, weight: list[float] | None = None, gloss=None) -> float:
-    """Coverage of the single best sentence: keywords close together, not scattered over a passage.
-
-    gloss: Translator.gloss, to read Chinese sentences for an English question.
-    """
-    return max((coverage(groups, Text(s, gloss(s) if gloss else None), weight) for s in sentences(text)), default=0.0)
-
-
 def translated_keywords(groups: list[Group]) -> str:
     """The question's keywords in the other language, word by word: the first translation of each group
     (untranslated keywords kept as they are); empty when nothing translates."""

@@ -36,7 +36,7 @@ from typing import Callable
 
 import numpy as np
 
-from zhiku.retrieval.keywords import Group, Text, best_sentence_coverage, coverage, sentences, weights
+from zhiku.retrieval.keywords import Group, Text, coverage, sentences, weights
 from zhiku.retrieval.text import Quantity, asked_types, conditions, language_of, states_type
 from zhiku.retrieval.types import Hit
 
@@ -89,13 +89,16 @@ def _condition(quantities: list[Quantity], text: str) -> tuple[float, float]:
     return (1.0, 0.0) if met else (0.0, 1.0)
 
 
-def _typed(groups: list[Group], text: str, weight: list[float], types: list[str], gloss) -> float:
-    """The keyword share of the passage's best sentence that states a value of the kind the question asks
-    for (how long: a duration; when: a date), 0 when it asks for none."""
-    if not types:
-        return 0.0
-    return max((coverage(groups, Text(s, gloss(s) if gloss else None), weight) for s in sentences(text)
-                if states_type(s, types)), default=0.0)
+def _sentence_shares(groups: list[Group], text: str, weight: list[float], types: list[str], gloss) -> tuple[float, float]:
+    """(keyword share of the passage's best sentence, the same among sentences that state a value of the kind
+    the question asks for: how long, a duration; when, a date; 0 when it asks for none), read in one pass."""
+    best = typed = 0.0
+    for s in sentences(text):
+        share = coverage(groups, Text(s, gloss(s) if gloss else None), weight)
+        best = max(best, share)
+        if types and states_type(s, types):
+            typed = max(typed, share)
+    return best, typed
 
 
 def features(query: Query, hits: list[Hit], bm25: dict[str, float] | None = None) -> np.ndarray:
@@ -124,14 +127,15 @@ def features(query: Query, hits: list[Hit], bm25: dict[str, float] | None = None
     bm25 = bm25 or {}
     top_bm25 = max(bm25.values(), default=0.0) or 1.0
     full = [coverage(query.groups, text, weight) for text in texts]
-    sentence = [best_sentence_coverage(query.groups, h.chunk.text, weight, gloss if lang == "zh" else None)
-                for h, lang in zip(hits, langs)]
+    types = asked_types(query.text)
+    shares = [_sentence_shares(query.groups, h.chunk.text, weight, types, gloss if lang == "zh" else None)
+              for h, lang in zip(hits, langs)]
+    sentence = [best for best, _ in shares]
     best_full = {lang: max(f for f, l in zip(full, langs) if l == lang) for lang in set(langs)}
     best_sentence = {lang: max(x for x, l in zip(sentence, langs) if l == lang) for lang in set(langs)}
     # when no passage in the question's language holds its keywords together, the answer is likely
     # in the other language, where every signal runs weaker
     own_best = best_sentence.get(query.language, 0.0)
-    types = asked_types(query.text)
     # passages with equal fused scores share the better place: the engine orders ties arbitrarily, and the
     # ranker must not inherit that order (two backends, or two runs, would answer differently)
     place: dict[float, int] = {}
@@ -161,7 +165,7 @@ def features(query: Query, hits: list[Hit], bm25: dict[str, float] | None = None
             xcos[position] - best_x[lang],
             sent[position],
             sent[position] - best_sent[lang],
-            _typed(query.groups, hit.chunk.text, weight, types, gloss if lang == "zh" else None),
+            shares[position][1],
         ])
     return np.asarray(rows, dtype=np.float32)
 
