@@ -11,6 +11,7 @@ from typing import Iterator
 import numpy as np
 
 from zhiku.retrieval.extract import choose, render
+from zhiku.retrieval.index import Scope
 from zhiku.retrieval.keywords import Text, question_groups
 from zhiku.retrieval.llm import OllamaChat
 from zhiku.retrieval.search import Searcher, term_coverage
@@ -289,7 +290,8 @@ class AnswerService:
                 self._llm_failed(notice)
                 log.warning("%s; falling back to an extractive answer", e)
                 yield Event("reset")
-        answer = self.extract(question, relevant, language, context)
+        answer = self.extract(question, relevant, language, context,
+                              self.searcher.translator_for(Scope.for_user(user, collections)))
         answer.query = query
         answer.notice = notice
         yield Event("delta", answer.text)
@@ -367,7 +369,8 @@ class AnswerService:
             return None
         return rewritten.splitlines()[0][:500] if rewritten else None
 
-    def extract(self, question: str, hits: list[Hit], language: str, context: str | None = None) -> Answer:
+    def extract(self, question: str, hits: list[Hit], language: str, context: str | None = None,
+                translator=None) -> Answer:
         """An extractive answer: the spans of the passages that answer the question, quoted and cited.
 
         Args:
@@ -375,10 +378,12 @@ class AnswerService:
             hits: the relevant passages, best first.
             language: the question's language (the label's language).
             context: the earlier question a follow-up depends on.
+            translator: the dictionary as the search read it (Searcher.translator_for); the plain one by default.
         """
-        choice = choose(question, hits, self.searcher.translator, context, self.searcher.embedder,
+        translator = translator or self.searcher.translator
+        choice = choose(question, hits, translator, context, self.searcher.embedder,
                         self.searcher.query_vector(question),
-                        translated_vector=self.searcher.translated_vector(question))
+                        translated_vector=self.searcher.translated_vector(question, translator))
         if not choice.spans:
             top = hits[0].chunk
             text = EXTRACTIVE_LABEL[language] + "\n\n> " + top.text.strip().replace("\n", "\n> ") + " [1]"

@@ -154,8 +154,9 @@ def span_data(answers, questions, user) -> list:
         _, hits, context = answers.resolve(question.question, [], user)
         if not hits:
             continue
-        found = candidates(question.question, hits, searcher.translator, context, searcher.embedder,
-                           searcher.query_vector(question.question), searcher.translated_vector(question.question))
+        translator = searcher.translator_for(Scope.for_user(user))
+        found = candidates(question.question, hits, translator, context, searcher.embedder,
+                           searcher.query_vector(question.question), searcher.translated_vector(question.question, translator))
         needle = normalize(question.evidence)
         labels = []
         for span in found.spans:

@@ -175,10 +175,11 @@ class Searcher:
         """
         embed = self.query_vector if remember else self.embedder.embed_query
         dense = embed(query) if vector is None else vector
-        groups = question_groups(query, self.translator)
-        expansion = self.translator.expand(query) if self.translator is not None else []
+        translator = self.translator_for(scope)
+        groups = question_groups(query, translator)
+        expansion = translator.expand(query) if translator is not None else []
         sparse = sparse_query(query, expansion, self.translation_weight) if mode in ("hybrid", "sparse") else None
-        gloss = self.translator.gloss if self.translator is not None else None
+        gloss = translator.gloss if translator is not None else None
         q = Query(query, dense, groups, quantities(query), gloss)
         if mode == "hybrid" and self.ranker is not None:
             q.translated = self._translated_vector(query, groups, translated, embed)
@@ -198,6 +199,19 @@ class Searcher:
         found = self.index.present(sorted({i for group in options for ids in group for i in ids}), scope)
         return sum(any(ids and all(i in found for i in ids) for ids in group) for group in options) / len(groups)
 
+    def translator_for(self, scope: Scope):
+        """The bilingual dictionary read against the passages of the scope (None without a dictionary): among
+        a keyword's counterparts in the other language, the words those passages use come first."""
+        if self.translator is None:
+            return None
+
+        def present(words) -> set[str]:
+            ids = {w: [term_id(t) for t in terms(w)] for w in words}
+            found = self.index.present(sorted({i for group in ids.values() for i in group}), scope)
+            return {w for w, group in ids.items() if group and all(i in found for i in group)}
+
+        return self.translator.within(present)
+
     def query_vector(self, text: str) -> np.ndarray:
         """The embedding of a question (the last few are kept: one answer embeds its question once)."""
         with self._vectors_lock:
@@ -211,9 +225,12 @@ class Searcher:
                 self._vectors.popitem(last=False)
         return vector
 
-    def translated_vector(self, question: str) -> np.ndarray | None:
-        """The embedding of the question's keywords in the other language (None when none translate)."""
-        return self._translated_vector(question, question_groups(question, self.translator), None)
+    def translated_vector(self, question: str, translator=None) -> np.ndarray | None:
+        """The embedding of the question's keywords in the other language (None when none translate).
+
+        translator: the dictionary as the search read it (translator_for); the plain one by default.
+        """
+        return self._translated_vector(question, question_groups(question, translator or self.translator), None)
 
     def warm_up(self) -> None:
         """Load the word segmenter and the bilingual dictionary before the first question needs them."""

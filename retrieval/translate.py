@@ -34,6 +34,7 @@ _WORDS = re.compile(r"[a-z][a-z\-']*")
 _MAX_PHRASE = 3
 _PER_TERM = 2
 _SENSES = 8
+_CANDIDATES = 12  # Chinese words kept per English gloss; the corpus decides among them
 
 
 def _entries():
@@ -107,23 +108,33 @@ class Translator:
                     self._zh_stems[word] = tuple(sorted(stems | set(self._zh_stems.get(word, ()))))
             # the most common Chinese words first: they are the likely wording of a company document
             self._en_to_zh = {
-                gloss: sorted(words, key=lambda w: -word_frequency(w))[:_PER_TERM]
+                gloss: sorted(words, key=lambda w: (-word_frequency(w), w))[:_CANDIDATES]
                 for gloss, words in candidates.items()
             }
             log.info("bilingual dictionary: %d English keys", len(self._en_to_zh))
 
-    def expand(self, query: str) -> list[str]:
+    def expand(self, query: str, present=None) -> list[str]:
         """Keywords in the other language for the query's keywords (may be empty)."""
-        return [word for _, found in self.expand_groups(query) for word in found]
+        return [word for _, found in self.expand_groups(query, present=present) for word in found]
 
-    def expand_groups(self, query: str, senses: int = 2) -> list[tuple[str, list[str]]]:
+    def expand_groups(self, query: str, senses: int = 2, present=None) -> list[tuple[str, list[str]]]:
         """(keyword or phrase of the query, its counterparts in the other language), in query order.
 
         senses: how many English senses of a Chinese word to give (keyword search takes the first two;
         matching a passage can afford more).
+        present: given words, the ones the knowledge base uses; among a keyword's dictionary counterparts
+            those come first (a handbook's 密码 is a password, not a cipher).
         """
         self._load()
-        return self._to_english(query, senses) if is_chinese(query) else self._to_chinese(query)
+        if is_chinese(query):
+            found = self._to_english(query, _SENSES)
+        else:
+            found = self._to_chinese(query)
+            senses = _PER_TERM
+        if present is not None:
+            held = present({w for _, words in found for w in words})
+            found = [(phrase, sorted(words, key=lambda w: w not in held)) for phrase, words in found]
+        return [(phrase, words[:senses]) for phrase, words in found]
 
     def gloss(self, text: str) -> frozenset[str]:
         """English terms of every dictionary sense of the Chinese words in a text (产假 → maternity, leave and
@@ -159,7 +170,7 @@ class Translator:
                 i += 1
         return out
 
-    def _to_english(self, query: str, senses: int = 2) -> list[tuple[str, list[str]]]:
+    def _to_english(self, query: str, senses: int) -> list[tuple[str, list[str]]]:
         out: list[tuple[str, list[str]]] = []
         for word in segment(strip_question_words(query)):
             if len(word) >= 2 and word not in STOP_ZH and word not in QUESTION_WORDS_ZH:
@@ -168,3 +179,38 @@ class Translator:
                 if glosses:
                     out.append((word, glosses))
         return out
+
+    def within(self, present) -> "Within":
+        """The dictionary as one knowledge base reads it (present: words → the ones its passages use)."""
+        return Within(self, present)
+
+
+class Within:
+    """The dictionary read against one knowledge base: among a keyword's counterparts, the words its
+    passages use come first (a handbook's 密码 is a password, not a cipher; its leave is 带薪, paid, not
+    有偿, paid for). Each word is looked up in the index once per view; a view serves one question."""
+
+    def __init__(self, translator: Translator, present):
+        self._translator = translator
+        self._present = present
+        self._held: dict[str, bool] = {}
+
+    def held(self, words) -> set[str]:
+        """The words the knowledge base uses."""
+        missing = [w for w in words if w not in self._held]
+        if missing:
+            found = self._present(missing)
+            self._held.update({w: w in found for w in missing})
+        return {w for w in words if self._held[w]}
+
+    def expand(self, query: str) -> list[str]:
+        return self._translator.expand(query, present=self.held)
+
+    def expand_groups(self, query: str, senses: int = 2) -> list[tuple[str, list[str]]]:
+        return self._translator.expand_groups(query, senses, present=self.held)
+
+    def gloss(self, text: str) -> frozenset[str]:
+        return self._translator.gloss(text)
+
+    def senses(self, word: str) -> list[str]:
+        return self._translator.senses(word)

@@ -136,6 +136,31 @@ def test_the_gate_knows_which_words_the_readable_documents_use(tmp_path, sample_
         index.close()
 
 
+@pytest.mark.parametrize("backend", ["edge", "qdrant-local"])
+def test_the_dictionary_prefers_the_words_the_readable_documents_use(tmp_path, sample_chunks, translator, backend):
+    """密码 is first a cipher or a secret code in the dictionary, but the English policy says password: a
+    Chinese question's keyword search looks for the word the documents use, within what the user may read."""
+    embedder = sample_chunks[0]
+    index = _fill(EdgeIndex(tmp_path / "edge") if backend == "edge" else QdrantIndex("zhiku", path=tmp_path / "local"),
+                  sample_chunks)
+    question = "多长时间要换一次密码？"
+    try:
+        searcher = Searcher(index, embedder, translator=translator)
+        plain = dict(translator.expand_groups(question))
+        assert "password" not in plain["密码"]
+        assert dict(searcher.translator_for(Scope()).expand_groups(question))["密码"][0] == "password"
+        # the reimbursement rules never say password: read against them, the dictionary's order stands
+        assert dict(searcher.translator_for(Scope(doc_ids=["doc-报销制度.md"])).expand_groups(question)) == plain
+        # English to Chinese too: paid leave is 带薪 in the handbook, not 有偿 (paid for)
+        assert "带薪" not in dict(translator.expand_groups("Is sick leave paid?"))["paid"]
+        assert dict(searcher.translator_for(Scope()).expand_groups("Is sick leave paid?"))["paid"][0] == "带薪"
+        # the keyword list now reaches the English policy's password passage
+        hits = searcher.search(question, LOCAL_ADMIN, k=30, mode="sparse")
+        assert any(h.chunk.file_name == "Remote_Work_Policy.pdf" and "password" in h.chunk.text for h in hits)
+    finally:
+        index.close()
+
+
 def test_scope_filters_inside_the_query(tmp_path, sample_chunks):
     embedder = sample_chunks[0]
     index = _fill(EdgeIndex(tmp_path / "edge"), sample_chunks)
