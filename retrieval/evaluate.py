@@ -243,7 +243,7 @@ def tune_gate(signals: list) -> dict[str, float]:
 
     # ranked: the best threshold for each weight, the threshold halfway between the values around it
     ranked = {}
-    for weight in [x / 4 for x in range(0, 41)]:
+    for weight in [x / 4 for x in range(0, 121)]:
         value = score + weight * known
         cuts = np.unique(value)
         results = [(outcome(value >= cut), i) for i, cut in enumerate(cuts)]

@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="tune", help="the split of --qa to train on (never the held-out one)")
     parser.add_argument("--generated-weight", type=float, default=0.25, help="weight of a generated question")
     parser.add_argument("--per-chunk", type=int, default=2, help="sentences made into questions per passage")
-    parser.add_argument("--l2", type=float, default=0.1)
+    parser.add_argument("--l2", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--spans", action="store_true",
                         help="fit the answer stage's span weights (extract.SPAN_WEIGHTS) on --qa instead")

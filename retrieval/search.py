@@ -73,8 +73,8 @@ class Searcher:
         # questions on the company's topics refused; the held-out split is reported apart
         lexical_min: float = 0.6,
         semantic_min: float = 0.895,
-        score_min: float | None = 27.327,
-        known_weight: float = 5.75,
+        score_min: float | None = 60.101,
+        known_weight: float = 14.75,
         fusion: Fusion | None = None,
         reranker=None,
         translator=None,
