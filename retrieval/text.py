@@ -22,7 +22,7 @@ STOP_EN = frozenset(
     these those i you he she we they me my your our their do does did doing have has had having not no
     can could should would will shall may might must what which who whom whose when where why how if
     then than so such there here about into over under up down out any all each every some more most
-    other only own same too very just also s t""".split()
+    other only own same too very just also one ones s t""".split()
 )
 STOP_ZH = frozenset(
     """的 了 是 在 和 与 及 或 而 也 都 就 要 会 能 可 可以 对 把 被 让 给 从 向 于 以 为 其 之 这 那 这个 那个

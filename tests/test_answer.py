@@ -297,6 +297,17 @@ def test_elliptical_follow_up_uses_the_conversation(sample_kb):
     assert "员工每年享有 5 天全薪病假" in _blocks(answer)[0]
 
 
+def test_a_follow_up_that_says_one_for_the_earlier_subject_uses_the_conversation(sample_kb):
+    """"one" in "And one of 30,000 yuan?" stands for the claim asked about before: it is not a keyword of
+    its own, so the question leans on the conversation and is answered by the row its amount meets."""
+    history = [{"role": "user", "content": "Who must sign off an expense claim of 1,500 yuan?"},
+               {"role": "assistant", "content": "> | 2000 元及以下 | 直属上级 | [1]"}]
+    answer = sample_kb.answers.ask("And one of 30,000 yuan?", LOCAL_ADMIN, history)
+    assert answer.query != "And one of 30,000 yuan?"
+    assert "| 10000 元以上至 50000 元 | 直属上级、部门负责人、财务总监 |" in answer.text
+    assert "2000 元及以下" not in answer.text  # the row of the earlier amount is not this answer
+
+
 PETS = ("# Pets at work\n\nDogs are welcome in the office on Fridays if they are house-trained and vaccinated. "
         "Cats and other pets are not allowed. Register your dog with the front desk one day in advance.")
 
