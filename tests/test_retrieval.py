@@ -143,7 +143,7 @@ def test_the_dictionary_prefers_the_words_the_readable_documents_use(tmp_path, s
     embedder = sample_chunks[0]
     index = _fill(EdgeIndex(tmp_path / "edge") if backend == "edge" else QdrantIndex("zhiku", path=tmp_path / "local"),
                   sample_chunks)
-    question = "多长时间要换一次密码？"
+    question = "忘记密码怎么办？"
     try:
         searcher = Searcher(index, embedder, translator=translator)
         plain = dict(translator.expand_groups(question))
