@@ -195,22 +195,21 @@ class Searcher:
         knowledge base never uses; a question about its topics rarely does, however it ranks."""
         if not groups:
             return 0.0
-        options = [[[term_id(t) for t in terms(word)] for word in (g.text, *g.surface)] for g in groups]
-        found = self.index.present(sorted({i for group in options for ids in group for i in ids}), scope)
-        return sum(any(ids and all(i in found for i in ids) for ids in group) for group in options) / len(groups)
+        found = self._present({w for g in groups for w in (g.text, *g.surface)}, scope)
+        return sum(any(w in found for w in (g.text, *g.surface)) for g in groups) / len(groups)
 
     def translator_for(self, scope: Scope):
         """The bilingual dictionary read against the passages of the scope (None without a dictionary): among
         a keyword's counterparts in the other language, the words those passages use come first."""
         if self.translator is None:
             return None
+        return self.translator.within(lambda words: self._present(words, scope))
 
-        def present(words) -> set[str]:
-            ids = {w: [term_id(t) for t in terms(w)] for w in words}
-            found = self.index.present(sorted({i for group in ids.values() for i in group}), scope)
-            return {w for w, group in ids.items() if group and all(i in found for i in group)}
-
-        return self.translator.within(present)
+    def _present(self, words, scope: Scope) -> set[str]:
+        """The words (all their terms) some passage of the scope contains: one batch of index lookups."""
+        ids = {w: [term_id(t) for t in terms(w)] for w in words}
+        found = self.index.present(sorted({i for group in ids.values() for i in group}), scope)
+        return {w for w, group in ids.items() if group and all(i in found for i in group)}
 
     def query_vector(self, text: str) -> np.ndarray:
         """The embedding of a question (the last few are kept: one answer embeds its question once)."""

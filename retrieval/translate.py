@@ -127,7 +127,7 @@ class Translator:
         """
         self._load()
         if is_chinese(query):
-            found = self._to_english(query, _SENSES)
+            found = self._to_english(query)
         else:
             found = self._to_chinese(query)
             senses = _PER_TERM
@@ -170,11 +170,11 @@ class Translator:
                 i += 1
         return out
 
-    def _to_english(self, query: str, senses: int) -> list[tuple[str, list[str]]]:
+    def _to_english(self, query: str) -> list[tuple[str, list[str]]]:
         out: list[tuple[str, list[str]]] = []
         for word in segment(strip_question_words(query)):
             if len(word) >= 2 and word not in STOP_ZH and word not in QUESTION_WORDS_ZH:
-                glosses = [" ".join(w for w in gloss.split() if w not in STOP_EN) for gloss in self._zh_to_en.get(word, [])[:senses]]
+                glosses = [" ".join(w for w in gloss.split() if w not in STOP_EN) for gloss in self._zh_to_en.get(word, [])[:_SENSES]]
                 glosses = [g for g in glosses if g]
                 if glosses:
                     out.append((word, glosses))
