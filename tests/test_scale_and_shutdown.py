@@ -11,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import ROOT, assert_consistent, run_cli
 from zhiku.retrieval.types import LOCAL_ADMIN
 
@@ -43,6 +45,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.browser
 def test_app_exits_promptly_on_sigterm_and_the_next_start_resumes_its_jobs(make_services, tmp_path):
     """Regression: `streamlit run` was still alive minutes after SIGTERM, holding the index lock."""
     data = tmp_path / "data"
