@@ -35,25 +35,6 @@ def _isolated_env(monkeypatch, tmp_path):
 
 
 @pytest.fixture(autouse=True)
-def _browser_tests_run_alone(request):
-    """With two workers (pytest-xdist), a browser test holds the CPU alone: it takes a lock the other
-    worker's tests share, so they wait for it and it waits for them. Chromium and the app's reruns starved
-    by a second worker's embedding miss the waits a user's browser would meet."""
-    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
-    if not run:
-        yield
-        return
-    import fcntl
-
-    with open(Path(tempfile.gettempdir()) / f"zhiku-tests-{run}.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX if request.node.get_closest_marker("browser") else fcntl.LOCK_SH)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-@pytest.fixture(autouse=True)
 def _keep_main_module():
     """Undo Streamlit's AppTest replacing __main__ with its script."""
     # parse workers started later (forkserver or spawn) would run that script first, and fail
