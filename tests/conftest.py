@@ -25,6 +25,14 @@ SAMPLE = ROOT / "data" / "sample"
 ZHIKU = Path(sys.executable).parent / "zhiku"
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so fixtures can tell a failed test at teardown."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path):
     """No test sees the developer's services, data dir or .env."""

@@ -80,15 +80,45 @@ def app_url(tmp_path):
 
 
 @pytest.fixture
-def page():
+def page(request, tmp_path):
+    """A Chromium page. When the test fails, the page is saved as failure.png next to the test's files and
+    the browser's console and the app's server log are printed with the failure."""
     from playwright.sync_api import sync_playwright
 
     assert Path(CHROMIUM).exists(), "install Debian's chromium (see .ci/run)"
+    console: list[str] = []
+    started = time.monotonic()
+
+    def note(kind: str, text: str) -> None:
+        console.append(f"{time.monotonic() - started:7.1f}s {kind}: {text}")
+
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.on("console", lambda m: note(f"console.{m.type}", m.text))
+        page.on("pageerror", lambda e: note("pageerror", str(e)))
+        page.on("framenavigated", lambda f: note("navigated", f.url) if f == page.main_frame else None)
+        page.on("websocket", lambda ws: (note("websocket", ws.url),
+                                         ws.on("close", lambda w: note("websocket closed", w.url))))
         yield page
+        report = getattr(request.node, "report_call", None)
+        if report is not None and report.failed:
+            _report_failure(page, tmp_path, console)
         browser.close()
+
+
+def _report_failure(page, tmp_path: Path, console: list[str]) -> None:
+    """Print what a failed browser test left behind: the page, the browser's console, the server's log."""
+    shot = tmp_path / "failure.png"
+    if not shot.exists():  # a test that serves the app itself takes it while the app still runs
+        with contextlib.suppress(Exception):
+            page.screenshot(path=str(shot), full_page=True)
+    print(f"the page at the failure: {shot}")
+    with contextlib.suppress(Exception):
+        print("the page's text at the failure:\n" + page.locator("body").inner_text(timeout=5_000)[-3000:])
+    print("the browser's console:\n" + "\n".join(console[-80:]))
+    for log in sorted(tmp_path.rglob("server.log")):
+        print(f"{log}:\n" + log.read_text(errors="replace")[-6000:])
 
 
 # Streamlit marks the elements of the previous run stale until the current run replaces them
