@@ -107,6 +107,18 @@ def page(request, tmp_path):
         browser.close()
 
 
+def _collapsed(lines: list[str]) -> list[str]:
+    """Console lines with runs of the same message (timestamps aside) shown once, with their count."""
+    out: list[tuple[str, str, int]] = []
+    for line in lines:
+        stamp, _, message = line.partition("s ")
+        if out and out[-1][1] == message:
+            out[-1] = (out[-1][0], message, out[-1][2] + 1)
+        else:
+            out.append((stamp + "s", message, 1))
+    return [f"{stamp} {message}" + (f"  (×{n})" if n > 1 else "") for stamp, message, n in out]
+
+
 def _report_failure(page, tmp_path: Path, console: list[str]) -> None:
     """Print what a failed browser test left behind: the page, the browser's console, the server's log."""
     shot = tmp_path / "failure.png"
@@ -116,7 +128,15 @@ def _report_failure(page, tmp_path: Path, console: list[str]) -> None:
     print(f"the page at the failure: {shot}")
     with contextlib.suppress(Exception):
         print("the page's text at the failure:\n" + page.locator("body").inner_text(timeout=5_000)[-3000:])
-    print("the browser's console:\n" + "\n".join(console[-80:]))
+    with contextlib.suppress(Exception):
+        origin = "/".join(page.url.split("/")[:3])
+        started = time.monotonic()
+        try:
+            status = urllib.request.urlopen(f"{origin}/_stcore/health", timeout=10).status
+        except OSError as e:
+            status = repr(e)
+        print(f"the app's health check at the failure: {status} in {time.monotonic() - started:.1f}s")
+    print("the browser's console:\n" + "\n".join(_collapsed(console)[-120:]))
     for log in sorted(tmp_path.rglob("server.log")):
         print(f"{log}:\n" + log.read_text(errors="replace")[-6000:])
 
