@@ -25,7 +25,7 @@ def _users(services: Services, admin: User) -> None:
     accounts = services.accounts.users(admin)
     st.dataframe([{"name": a.name, "admin": a.is_admin, "disabled": a.disabled, "groups": ", ".join(a.groups),
                    "created": when(a.created_at, seconds=True), "by": a.created_by} for a in accounts],
-                 hide_index=True, use_container_width=True)
+                 hide_index=True, width="stretch")
     with st.form("add-user", clear_on_submit=True):
         st.markdown(t("users.add"))
         cols = st.columns(3)
@@ -68,7 +68,7 @@ def _collections(services: Services, admin: User) -> None:
     collections = services.accounts.collections(admin)
     _, _, counts = services.store.stats()
     st.dataframe([{"collection": c.name, "documents": counts.get(c.name, 0), "read": ", ".join(c.read),
-                   "write": ", ".join(c.write)} for c in collections], hide_index=True, use_container_width=True)
+                   "write": ", ".join(c.write)} for c in collections], hide_index=True, width="stretch")
     with st.form("collection", clear_on_submit=True):
         st.markdown(t("collections.edit"))
         cols = st.columns(3)
@@ -87,7 +87,7 @@ def _audit(services: Services, admin: User) -> None:
     entries = services.accounts.audit_log(admin, limit=None)
     rows = [{"time": when(e.at, seconds=True), "actor": e.actor, "action": e.action, "target": e.target or "",
              "detail": e.detail or "", "address": e.address or ""} for e in entries]
-    st.dataframe(rows[:1000], hide_index=True, use_container_width=True)
+    st.dataframe(rows[:1000], hide_index=True, width="stretch")
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=["time", "actor", "action", "target", "detail", "address"])
     writer.writeheader()
@@ -132,7 +132,7 @@ def _feedback(services: Services, admin: User) -> None:
         return
     st.markdown(t("feedback.export", n=len(rows)))
     st.dataframe([{"rating": "+1" if r["rating"] > 0 else "-1", "question": r["question"], "comment": r["comment"] or "",
-                   "user": r["user"], "at": when(r["at"])} for r in rows], hide_index=True, use_container_width=True)
+                   "user": r["user"], "at": when(r["at"])} for r in rows], hide_index=True, width="stretch")
     cols = st.columns(2)
     cols[0].download_button(t("export.csv"), feedback_export(rows, "csv"), "zhiku-feedback.csv", "text/csv",
                             key="feedback-csv")

@@ -53,7 +53,7 @@ def _preview(services: Services, user: User, citation: dict) -> None:
         st.warning(t("no_preview", error=safe.plain(e)))
         png = None
     if png is not None:
-        st.image(png, use_container_width=True)
+        st.image(png, width="stretch")
         return
     st.caption(t("section"))
     st.markdown(safe.passage_html(citation["text"], citation.get("quote", "")), unsafe_allow_html=True)

@@ -31,7 +31,7 @@ def _confirm_delete(services: Services, user: User, docs: list[Document]) -> Non
     if len(docs) > 20:
         st.markdown(f"- … (+{len(docs) - 20})")
     cols = st.columns(2)
-    if cols[0].button(t("delete"), type="primary", key="confirm-delete", use_container_width=True):
+    if cols[0].button(t("delete"), type="primary", key="confirm-delete", width="stretch"):
         try:
             for d in docs:
                 services.ingestor.delete(d.id, user, d.collection, wait=False)
@@ -40,7 +40,7 @@ def _confirm_delete(services: Services, user: User, docs: list[Document]) -> Non
             return
         st.session_state["docs-notice"] = t("docs.deleted", n=len(docs))
         st.rerun()
-    if cols[1].button(t("cancel"), key="cancel-delete", use_container_width=True):
+    if cols[1].button(t("cancel"), key="cancel-delete", width="stretch"):
         st.rerun()
 
 
@@ -64,7 +64,7 @@ def render(services: Services, user: User) -> None:
         return
     config = {key: st.column_config.Column(t(f"col.{key}")) for key in
               ("name", "collection", "pages", "chunks", "size", "ingested_at", "by", "status", "error")}
-    event = st.dataframe(rows(shown), hide_index=True, use_container_width=True, column_config=config,
+    event = st.dataframe(rows(shown), hide_index=True, width="stretch", column_config=config,
                          on_select="rerun", selection_mode="multi-row", key="docs-table")
     selected = [shown[i] for i in event.selection.rows if i < len(shown)]
     if not selected:

@@ -68,7 +68,7 @@ def upload_rows(services: Services, user: User) -> None:
         st.session_state["settled_jobs"] = settled
         if not first and any(j.state == "done" for j in jobs if j.finished):
             st.rerun(scope="app")  # new documents: the counts and the documents table outside this fragment
-    if settled and st.button(t("upload.dismiss"), key="dismiss-uploads", use_container_width=True):
+    if settled and st.button(t("upload.dismiss"), key="dismiss-uploads", width="stretch"):
         services.store.dismiss_uploads(user, settled)
         st.rerun(scope="app")
 
@@ -100,7 +100,7 @@ def _upload_panel(services: Services, user: User, expanded: bool) -> None:
             t("upload.files", types=", ".join(UPLOAD_TYPES), mb=limit), type=UPLOAD_TYPES,
             accept_multiple_files=True, key=f"upload-{st.session_state.get('uploads', 0)}",
         )
-        if uploads and collection and st.button(t("upload.go"), use_container_width=True, type="primary"):
+        if uploads and collection and st.button(t("upload.go"), width="stretch", type="primary"):
             try:
                 enqueue(services, user, [(u.name, u.getvalue()) for u in uploads], collection)
             except ZhikuError as e:
@@ -157,7 +157,7 @@ def _reindex_panel(services: Services, user: User) -> None:
         last = services.store.jobs(kinds=("reindex",), limit=1)
         running = (bool(last) and last[0].state in ("queued", "running")) or st.session_state.get("reindex-running")
         if st.button(t("reindex.go"), icon=":material/refresh:", disabled=bool(running), key="reindex-all",
-                     use_container_width=True):
+                     width="stretch"):
             try:
                 if target == everything:
                     services.ingestor.reindex(user, wait=False)
@@ -194,7 +194,7 @@ def _navigation(user: User, view: str) -> None:
 
 def _conversations(services: Services, user: User) -> None:
     current = st.query_params.get("c")
-    if st.button(t("new_chat"), icon=":material/add:", key="new-chat", use_container_width=True,
+    if st.button(t("new_chat"), icon=":material/add:", key="new-chat", width="stretch",
                  type="primary" if current is None else "secondary"):
         st.query_params.pop("c", None)
         st.rerun()
@@ -204,7 +204,7 @@ def _conversations(services: Services, user: User) -> None:
     st.caption(t("conversations"))
     for conv in chats:
         title = conv.title or t("untitled")
-        if st.button(safe.plain(title[:40]), key=f"conv-{conv.id}", use_container_width=True,
+        if st.button(safe.plain(title[:40]), key=f"conv-{conv.id}", width="stretch",
                      type="primary" if conv.id == current else "tertiary"):
             st.query_params["c"] = conv.id
             st.rerun()
