@@ -54,6 +54,17 @@ def _entries():
             yield parts[1], [d for sense in english.split("/") for d in sense.split(";")]
 
 
+def _gloss(definition: str) -> str:
+    """A dictionary definition as a lookup key: lower case, without notes in brackets, a leading "to" or
+    article, or "sb"/"sth" ("(of an employee) to clock on (or off)" → "clock on"; " to resign" → "resign")."""
+    gloss = definition.lower()
+    while True:  # a bracket removed can uncover a leading "to"
+        shorter = _PAREN.sub("", gloss.strip(" ,.")).strip(" ,.")
+        if shorter == gloss:
+            return " ".join(gloss.split())
+        gloss = shorter
+
+
 def _variants(phrase: str) -> list[str]:
     """The phrase and the base forms its last word may have in a dictionary gloss (travelling → travel)."""
     head, _, last = phrase.rpartition(" ")
@@ -89,7 +100,7 @@ class Translator:
                     continue  # single characters are too ambiguous to add as keywords
                 glosses = []
                 for definition in definitions:
-                    gloss = _PAREN.sub("", definition.lower()).strip(" ,.")
+                    gloss = _gloss(definition)
                     words = _WORDS.findall(gloss)
                     if 0 < len(words) <= _MAX_PHRASE and " ".join(words) == gloss:
                         candidates[gloss].add(word)

@@ -161,6 +161,15 @@ def test_the_dictionary_prefers_the_words_the_readable_documents_use(tmp_path, s
         index.close()
 
 
+def test_dictionary_verbs_are_found_without_their_to(translator):
+    """CC-CEDICT writes verbs as "to resign", often as a second sense or after a note in brackets ("(of an
+    employee) to clock on (or off)"): an English question's verb must still find the Chinese word."""
+    handbook = translator.within(lambda words: {"离职"} & set(words))  # a knowledge base using the word
+    assert dict(handbook.expand_groups("Do I have to resign in writing?"))["resign"][0] == "离职"
+    assert "resign" in translator.senses("离职")
+    assert "clock on" in translator.senses("打卡")
+
+
 def test_scope_filters_inside_the_query(tmp_path, sample_chunks):
     embedder = sample_chunks[0]
     index = _fill(EdgeIndex(tmp_path / "edge"), sample_chunks)
