@@ -320,3 +320,27 @@ def test_employees_see_no_developer_toolbar(app_url, page):
     page.get_by_text("知库 zhiku").first.wait_for(timeout=60_000)
     page.get_by_test_id("stToolbar").wait_for(timeout=30_000)
     assert page.get_by_test_id("stAppDeployButton").count() == 0
+
+
+def test_an_idle_page_asks_the_server_for_nothing(app_url, page, tmp_path):
+    """The upload rows and the re-index progress follow their jobs each second only while one runs: a page
+    left open after its upload has finished sends the server nothing (it used to ask for two reruns a
+    second, forever, and each overlapping rerun of the whole page could break Streamlit's page)."""
+    sent: list[float] = []
+    page.on("websocket", lambda ws: ws.on("framesent", lambda _payload: sent.append(time.monotonic())))
+    page.goto(app_url)
+    note = tmp_path / "parking.md"
+    note.write_text("# Parking\n\nStaff park on level B2; visitors register at the front desk.", encoding="utf-8")
+    page.locator("input[type=file]").set_input_files(str(note))
+    page.get_by_role("button", name="Index these files").click(timeout=30_000)
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_text("parking.md: indexed").wait_for(timeout=120_000)  # followed while it ran
+    page.get_by_text("1 documents").wait_for(timeout=30_000)
+    page.wait_for_function(SETTLED, timeout=30_000)
+    page.wait_for_timeout(2_000)
+    quiet_from = len(sent)
+    page.wait_for_timeout(5_000)
+    assert len(sent) == quiet_from, f"{len(sent) - quiet_from} messages in 5 s from an idle page"
+    # the page still answers at once when asked
+    _ask(page, "Where do staff park?")
+    page.get_by_test_id("stChatMessage").nth(1).get_by_text("parking.md").first.wait_for(timeout=120_000)

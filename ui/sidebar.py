@@ -46,12 +46,34 @@ def _stage_label(stage: str) -> str:
         return stage
 
 
-@st.fragment(run_every=1.0)
+# Live parts of the sidebar run again every second only while something they show is under way: an idle
+# page costs the server nothing, and Streamlit's page, which can break when a fragment's rerun overlaps a
+# rerun of the whole page, never meets that overlap while someone reads or asks.
+POLL_SECONDS = 1.0
+
+
 def upload_rows(services: Services, user: User) -> None:
     """One row per uploaded file, fed by the job rows: they stay until dismissed and survive a reload."""
     jobs = services.store.recent_uploads(user)
+    if any(not j.finished for j in jobs):
+        _upload_rows_live(services, user)
+    else:
+        _draw_upload_rows(services, user, jobs)
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def _upload_rows_live(services: Services, user: User) -> None:
+    """The rows while a file is on its way; the whole page again when a document is added, and when the
+    last file has ended (the rows stop following the jobs then)."""
+    jobs = services.store.recent_uploads(user)
+    if _draw_upload_rows(services, user, jobs) or all(j.finished for j in jobs):
+        st.rerun(scope="app")  # new documents: the counts and the documents table outside this fragment
+
+
+def _draw_upload_rows(services: Services, user: User, jobs) -> bool:
+    """Draw the rows; whether a job has ended with a new document since the last time they were drawn."""
     if not jobs:
-        return
+        return False
     for job in jobs:
         name = (job.path or job.source or "").rsplit("/", 1)[-1]
         # a finished upload is "indexed" (added or updated) or "unchanged"
@@ -63,14 +85,15 @@ def upload_rows(services: Services, user: User) -> None:
             detail = f" {job.done}/{job.total}" if stage == "embedding" and job.total else ""
             st.markdown(f"{STAGE_ICONS.get(stage, ':material/schedule:')} " + safe.plain(f"{name}: {_stage_label(stage)}{detail}"))
     settled = [j.id for j in jobs if j.finished]
+    added = False
     if settled != st.session_state.get("settled_jobs"):
         first = "settled_jobs" not in st.session_state
         st.session_state["settled_jobs"] = settled
-        if not first and any(j.state == "done" for j in jobs if j.finished):
-            st.rerun(scope="app")  # new documents: the counts and the documents table outside this fragment
+        added = not first and any(j.state == "done" for j in jobs if j.finished)
     if settled and st.button(t("upload.dismiss"), key="dismiss-uploads", width="stretch"):
         services.store.dismiss_uploads(user, settled)
         st.rerun(scope="app")
+    return added
 
 
 def _collection_choice(services: Services, user: User) -> str | None:
@@ -111,9 +134,35 @@ def _upload_panel(services: Services, user: User, expanded: bool) -> None:
             st.rerun()
 
 
-@st.fragment(run_every=1.0)
 def reindex_status(services: Services) -> None:
     """The last re-index: a progress bar while it runs (from the job rows), then how it ended."""
+    if _reindex_running(services):
+        _reindex_status_live(services)
+    else:
+        _draw_reindex_status(services)
+        if st.session_state.pop("reindex-running", False):
+            st.rerun()  # the button above was drawn disabled
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def _reindex_status_live(services: Services) -> None:
+    """The progress each second; the whole page again when the re-index ends (its button is enabled again)."""
+    running = _draw_reindex_status(services)
+    if running != st.session_state.get("reindex-running", False):
+        st.session_state["reindex-running"] = running
+        st.rerun(scope="app")  # the button is disabled while it runs, enabled again when it ends
+
+
+def _reindex_running(services: Services) -> bool:
+    batch = st.session_state.get("reindex-batch")
+    if batch is not None:
+        return not all(j.finished for j in services.store.jobs(batch=batch, limit=100_000))
+    last = services.store.jobs(kinds=("reindex",), limit=1)
+    return bool(last) and last[0].state in ("queued", "running")
+
+
+def _draw_reindex_status(services: Services) -> bool:
+    """Draw the state of the last re-index; whether it is still running."""
     batch = st.session_state.get("reindex-batch")
     if batch is not None:  # one collection: its documents' jobs
         jobs = services.store.jobs(batch=batch, limit=100_000)
@@ -125,23 +174,19 @@ def reindex_status(services: Services) -> None:
             st.error(t("reindex.kept", n=len(failed), error=safe.plain(f"{failed[0].path}: {failed[0].error}")))
         else:
             st.success(t("reindex.collection_done", n=len(jobs)))
-        running = done < len(jobs)
+        return done < len(jobs)
+    last = services.store.jobs(kinds=("reindex",), limit=1)
+    if not last:
+        return False
+    job = last[0]
+    if job.state in ("queued", "running"):
+        st.progress(min(job.done / max(job.total, 1), 1.0), text=t("reindex.running", done=job.done, total=job.total))
+        return True
+    if job.state == "failed":
+        st.error(t("reindex.failed", error=safe.plain(job.error)))
     else:
-        last = services.store.jobs(kinds=("reindex",), limit=1)
-        if not last:
-            return
-        job = last[0]
-        running = job.state in ("queued", "running")
-        if running:
-            st.progress(min(job.done / max(job.total, 1), 1.0),
-                        text=t("reindex.running", done=job.done, total=job.total))
-        elif job.state == "failed":
-            st.error(t("reindex.failed", error=safe.plain(job.error)))
-        else:
-            st.success(t("reindex.done", when=when(job.finished_at or job.updated_at)))
-    if running != st.session_state.get("reindex-running", False):
-        st.session_state["reindex-running"] = running
-        st.rerun(scope="app")  # the button is enabled again when it ends
+        st.success(t("reindex.done", when=when(job.finished_at or job.updated_at)))
+    return False
 
 
 def _reindex_panel(services: Services, user: User) -> None:
