@@ -61,7 +61,7 @@ def _gloss(definition: str) -> str:
     while True:  # a bracket removed can uncover a leading "to"
         shorter = _PAREN.sub("", gloss.strip(" ,.")).strip(" ,.")
         if shorter == gloss:
-            return " ".join(gloss.split())
+            return gloss
         gloss = shorter
 
 
