@@ -341,6 +341,6 @@ def test_an_idle_page_asks_the_server_for_nothing(app_url, page, tmp_path):
     quiet_from = len(sent)
     page.wait_for_timeout(5_000)
     assert len(sent) == quiet_from, f"{len(sent) - quiet_from} messages in 5 s from an idle page"
-    # the page still answers at once when asked
+    # and it still takes a question
     _ask(page, "Where do staff park?")
     page.get_by_test_id("stChatMessage").nth(1).get_by_text("parking.md").first.wait_for(timeout=120_000)
