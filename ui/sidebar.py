@@ -148,9 +148,9 @@ def reindex_status(services: Services) -> None:
 def _reindex_status_live(services: Services) -> None:
     """The progress each second; the whole page again when the re-index ends (its button is enabled again)."""
     running = _draw_reindex_status(services)
-    if running != st.session_state.get("reindex-running", False):
+    if running != st.session_state.get("reindex-running", False) or not running:
         st.session_state["reindex-running"] = running
-        st.rerun(scope="app")  # the button is disabled while it runs, enabled again when it ends
+        st.rerun(scope="app")  # the button is disabled while it runs; when it ends, the polling stops too
 
 
 def _reindex_running(services: Services) -> bool:
