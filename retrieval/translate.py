@@ -184,12 +184,26 @@ class Translator:
     def _to_english(self, query: str) -> list[tuple[str, list[str]]]:
         out: list[tuple[str, list[str]]] = []
         for word in segment(strip_question_words(query)):
-            if len(word) >= 2 and word not in STOP_ZH and word not in QUESTION_WORDS_ZH:
-                glosses = [" ".join(w for w in gloss.split() if w not in STOP_EN) for gloss in self._zh_to_en.get(word, [])[:_SENSES]]
+            for part in self._known_parts(word):
+                glosses = [" ".join(w for w in gloss.split() if w not in STOP_EN) for gloss in self._zh_to_en[part][:_SENSES]]
                 glosses = [g for g in glosses if g]
                 if glosses:
-                    out.append((word, glosses))
+                    out.append((part, glosses))
         return out
+
+    def _known_parts(self, word: str) -> list[str]:
+        """The word if the dictionary has it, else the longest dictionary words inside it, in order: the
+        segmenter joins words the dictionary only knows apart (无线网络 → 无线, 网络; 安全意识 → 安全, 意识)."""
+        def usable(w: str) -> bool:
+            return len(w) >= 2 and w not in STOP_ZH and w not in QUESTION_WORDS_ZH
+
+        if not usable(word):
+            return []
+        if word in self._zh_to_en:
+            return [word]
+        inner = [w for w in dict.fromkeys(segment_for_search(word)) if w != word and usable(w) and w in self._zh_to_en]
+        kept = [w for w in inner if not any(w != other and w in other for other in inner)]
+        return sorted(kept, key=word.find)
 
     def within(self, present) -> "Within":
         """The dictionary as one knowledge base reads it (present: words → the ones its passages use)."""

@@ -170,6 +170,17 @@ def test_dictionary_verbs_are_found_without_their_to(translator):
     assert "clock on" in translator.senses("打卡")
 
 
+def test_chinese_words_the_dictionary_lacks_are_read_by_their_parts(translator):
+    """The segmenter keeps 无线网络 and 安全意识 whole, the dictionary only knows their parts: a Chinese
+    question about an English policy must still reach "wireless", "network" and "awareness"."""
+    found = dict(translator.expand_groups("访客无线网络的密码多久换一次？", senses=8))
+    assert "wireless" in found["无线"] and any("network" in g or "internet" in g for g in found["网络"])
+    found = dict(translator.expand_groups("新员工要在多少天内完成安全意识课程？", senses=8))
+    assert "awareness" in found["意识"] and "安全意识" not in found
+    # a word the dictionary knows stays whole; inner words already inside a longer one are not repeated
+    assert list(dict(translator.expand_groups("住房公积金缴存比例是多少？"))) == ["住房", "公积金", "比例"]
+
+
 def test_scope_filters_inside_the_query(tmp_path, sample_chunks):
     embedder = sample_chunks[0]
     index = _fill(EdgeIndex(tmp_path / "edge"), sample_chunks)
