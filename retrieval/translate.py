@@ -8,6 +8,7 @@ the keyword query, at a lower weight, with no model and no network.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import threading
@@ -35,6 +36,8 @@ _MAX_PHRASE = 3
 _PER_TERM = 2
 _SENSES = 8
 _CANDIDATES = 12  # Chinese words kept per English gloss; the corpus decides among them
+# relative time words name no topic, and read as a bare "year" or "day" once "this" or "next" is dropped
+_DEIXIS = frozenset("今年 明年 去年 今天 明天 昨天 后天 前天 本月 下月 上月 本周 下周 上周 现在 目前 最近".split())
 
 
 def _entries():
@@ -184,18 +187,24 @@ class Translator:
     def _to_english(self, query: str) -> list[tuple[str, list[str]]]:
         out: list[tuple[str, list[str]]] = []
         for word in segment(strip_question_words(query)):
-            for part in self._known_parts(word):
-                glosses = [" ".join(w for w in gloss.split() if w not in STOP_EN) for gloss in self._zh_to_en[part][:_SENSES]]
-                glosses = [g for g in glosses if g]
-                if glosses:
-                    out.append((part, glosses))
+            senses = [[" ".join(w for w in gloss.split() if w not in STOP_EN) for gloss in self._zh_to_en[part][:_SENSES]]
+                      for part in self._known_parts(word)]
+            # a word read by its parts stays one keyword: the senses of its parts take turns
+            glosses = [g for turn in itertools.zip_longest(*senses) for g in turn if g][:_SENSES]
+            if glosses:
+                out.append((word, glosses))
         return out
+
+    def knows(self, word: str) -> bool:
+        """Whether the dictionary has the Chinese word whole (not only the words inside it)."""
+        self._load()
+        return word in self._zh_to_en
 
     def _known_parts(self, word: str) -> list[str]:
         """The word if the dictionary has it, else the longest dictionary words inside it, in order: the
         segmenter joins words the dictionary only knows apart (无线网络 → 无线, 网络; 安全意识 → 安全, 意识)."""
         def usable(w: str) -> bool:
-            return len(w) >= 2 and w not in STOP_ZH and w not in QUESTION_WORDS_ZH
+            return len(w) >= 2 and w not in STOP_ZH and w not in QUESTION_WORDS_ZH and w not in _DEIXIS
 
         if not usable(word):
             return []
@@ -239,3 +248,6 @@ class Within:
 
     def senses(self, word: str) -> list[str]:
         return self._translator.senses(word)
+
+    def knows(self, word: str) -> bool:
+        return self._translator.knows(word)
