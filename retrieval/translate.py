@@ -37,6 +37,7 @@ _PER_TERM = 2
 _SENSES = 8
 _CANDIDATES = 12  # Chinese words kept per English gloss; the corpus decides among them
 # relative time words name no topic, and read as a bare "year" or "day" once "this" or "next" is dropped
+_NUMERAL = re.compile(r"[\d一二两三四五六七八九十百千万零]+")  # 十二年: the quantity parser reads numbers
 _DEIXIS = frozenset("今年 明年 去年 今天 明天 昨天 后天 前天 本月 下月 上月 本周 下周 上周 现在 目前 最近".split())
 
 
@@ -210,9 +211,15 @@ class Translator:
             return []
         if word in self._zh_to_en:
             return [word]
-        inner = [w for w in dict.fromkeys(segment_for_search(word)) if w != word and usable(w) and w in self._zh_to_en]
-        kept = [w for w in inner if not any(w != other and w in other for other in inner)]
-        return sorted(kept, key=word.find)
+        inner = [(word.find(w), w) for w in dict.fromkeys(segment_for_search(word))
+                 if w != word and usable(w) and w in self._zh_to_en and not _NUMERAL.fullmatch(w)]
+        # the longest parts first, and of overlapping ones the later: a Chinese compound ends in its head
+        # (开发票 is 开 + 发票, an invoice, not 开发, to develop)
+        taken: list[tuple[int, str]] = []
+        for start, w in sorted(inner, key=lambda p: (-len(p[1]), -p[0])):
+            if all(start + len(w) <= s or s + len(t) <= start for s, t in taken):
+                taken.append((start, w))
+        return [w for _, w in sorted(taken)]
 
     def within(self, present) -> "Within":
         """The dictionary as one knowledge base reads it (present: words → the ones its passages use)."""

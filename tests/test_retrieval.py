@@ -181,6 +181,10 @@ def test_chinese_words_the_dictionary_lacks_are_read_by_their_parts(translator):
     # the dictionary knows 安全 whole, not 安全意识: the relevance gate does not count a word as one the
     # knowledge base uses because its parts are common words
     assert translator.knows("安全") and not translator.knows("安全意识")
+    # of overlapping parts the later one, the compound's head: 开发票 is issuing an invoice, not developing
+    assert dict(translator.expand_groups("开发票的时候抬头应该写什么？", senses=8))["开发票"][0] == "invoice"
+    # numbers are the quantity parser's: 二十五年 is not read as 二十 and 十五
+    assert "二十五年" not in dict(translator.expand_groups("工龄二十五年的老员工年假有多少天？", senses=8))
     # a word the dictionary knows stays as it is
     assert list(dict(translator.expand_groups("住房公积金缴存比例是多少？"))) == ["住房", "公积金", "比例"]
     # relative time words name no topic: 今年 is no "year" to look for in an English policy
