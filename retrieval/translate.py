@@ -36,8 +36,8 @@ _MAX_PHRASE = 3
 _PER_TERM = 2
 _SENSES = 8
 _CANDIDATES = 12  # Chinese words kept per English gloss; the corpus decides among them
-# relative time words name no topic, and read as a bare "year" or "day" once "this" or "next" is dropped
 _NUMERAL = re.compile(r"[\d一二两三四五六七八九十百千万零]+")  # 十二年: the quantity parser reads numbers
+# relative time words name no topic, and read as a bare "year" or "day" once "this" or "next" is dropped
 _DEIXIS = frozenset("今年 明年 去年 今天 明天 昨天 后天 前天 本月 下月 上月 本周 下周 上周 现在 目前 最近".split())
 
 
