@@ -129,15 +129,31 @@ def question_groups(question: str, translator=None) -> list[Group]:
         extra = tuple(option for _, option in pairs)
         surface = tuple(t for t, _ in pairs)
         words = [w for w in (terms(phrase) if not is_chinese(phrase) else [phrase]) if w]
-        covered = [g for g in groups if g.text in words or any(g.text in w or w in g.text for w in words)]
+        if any(g.translated and g.text == phrase for g in groups):
+            continue  # the same word twice in the question
+        # a keyword already merged with a longer phrase stays with it (审批 of 审批人 … 审批报销单)
+        covered = [g for g in groups if not g.translated and (
+            g.text in words or any(g.text in w or w in g.text for w in words)
+            or (is_chinese(phrase) and _overlap(question, phrase, g.text)))]
+        if not covered and any(match_form(phrase) in g.options[0] for g in groups):
+            continue  # its words are already a keyword, merged with a longer phrase
         if covered:
             first = groups.index(covered[0])
             groups = [g for g in groups if g not in covered]
-            own_option = tuple(dict.fromkeys(t for g in covered for t in g.options[0]))
+            # single characters the segmenter left over (人 of 审批人) are no words to look for on their own
+            own_option = tuple(dict.fromkeys(t for g in covered for t in g.options[0]
+                                             if len(t) > 1 or not CJK.match(t))) or (match_form(phrase),)
             groups.insert(first, Group(phrase, (own_option,) + extra, True, surface))
         else:
             groups.append(Group(phrase, ((match_form(phrase),),) + extra, True, surface))
     return groups
+
+
+def _overlap(text: str, a: str, b: str) -> bool:
+    """Whether a and b overlap somewhere in the text (发餐 and 餐补 in 还发餐补吗)."""
+    spans = [(m.start(), m.end()) for m in re.finditer(re.escape(b), text)] if b else []
+    return any(s < end and start < e for m in re.finditer(re.escape(a), text)
+               for start, end in [(m.start(), m.end())] for s, e in spans)
 
 
 def weights(groups: list[Group], pool: list[Text]) -> list[float]:

