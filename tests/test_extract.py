@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from zhiku.retrieval.answer import depends_on_context
@@ -163,3 +165,21 @@ def test_sentences_of_one_paragraph_are_quoted_with_the_one_between_them():
     # the skipped middle sentence holds the answer; the quote stays one verbatim piece of the passage
     assert "no later than 18:00" in answer
     assert answer.count("[1]") == 1 and citations[0].quote in text
+
+
+def test_the_best_span_in_the_other_language_joins_an_answer_quoted_in_one_language():
+    """A bilingual knowledge base often states a rule in both languages, or only in the one not asked in:
+    when every span chosen is in one language, the best span in the other is added, last, if the span
+    model gives it at least OTHER_KEEP of the best one's probability."""
+    from zhiku.retrieval.extract import KEEP, OTHER_KEEP
+
+    hits = [_hit("Eligible employees may work remotely for up to 3 days per week.", 0),
+            _hit("员工每周最多可远程办公 3 天。", 1)]
+    question = "How many days a week can I work remotely?"
+    # the model below scores the English span 0 and the Chinese one `penalty` lower
+    for penalty in (2.0, 3.0, 5.0):
+        chosen = choose(question, hits, span_weights={"other_language": -penalty}).spans
+        likely = math.exp(-penalty)
+        assert chosen[0].text.startswith("Eligible")
+        assert [s.text for s in chosen[1:]] == (["员工每周最多可远程办公 3 天。"] if likely >= OTHER_KEEP else []), penalty
+        assert likely < KEEP  # the rule, not the general threshold, adds it
