@@ -140,9 +140,12 @@ def question_groups(question: str, translator=None) -> list[Group]:
         if covered:
             first = groups.index(covered[0])
             groups = [g for g in groups if g not in covered]
-            # single characters the segmenter left over (人 of 审批人) are no words to look for on their own
-            own_option = tuple(dict.fromkeys(t for g in covered for t in g.options[0]
-                                             if len(t) > 1 or not CJK.match(t))) or (match_form(phrase),)
+            # single characters the segmenter left over (人 of 审批人) are no words to look for on their own, nor
+            # words that reach outside a Chinese phrase (发餐 of 还发餐补, where the phrase is 餐补)
+            own_option = tuple(dict.fromkeys(
+                t for g in covered for t in g.options[0]
+                if (len(t) > 1 or not CJK.match(t)) and (not is_chinese(phrase) or t in phrase))) \
+                or (match_form(phrase),)
             groups.insert(first, Group(phrase, (own_option,) + extra, True, surface))
         else:
             groups.append(Group(phrase, ((match_form(phrase),),) + extra, True, surface))

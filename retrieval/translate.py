@@ -160,8 +160,9 @@ class Translator:
             for sense, words in chosen.items():
                 en_to_zh[sense] = list(dict.fromkeys(words + en_to_zh.get(sense, [])))[:_CANDIDATES]
             self._en_to_zh = en_to_zh
+            # every term starting at each position (a lookahead): the longest that cuts no known word is chosen
             longest = sorted({w for w, _ in glossary}, key=len, reverse=True)
-            self._glossary_terms = re.compile("|".join(map(re.escape, longest))) if longest else None
+            self._glossary_terms = re.compile(f"(?=({'|'.join(map(re.escape, longest))}))") if longest else None
             log.info("bilingual dictionary: %d English keys", len(self._en_to_zh))
 
     def expand(self, query: str, present=None) -> list[str]:
@@ -199,11 +200,32 @@ class Translator:
             out.update(self._zh_stems[term])
         return frozenset(out)
 
-    def _glossary_in(self, text: str) -> list[tuple[int, int, str]]:
-        """(start, end, term) of the glossary's Chinese terms in a text, longest first where they overlap."""
-        if self._glossary_terms is None:
+    def _glossary_in(self, text: str, words: list[str] | None = None) -> list[tuple[int, int, str]]:
+        """(start, end, term) of the glossary's Chinese terms in a text, in order, none overlapping: the
+        longest first, and none that cuts a word the segmenter found and the dictionary knows (增加密码 holds
+        加密, to encrypt, across 增加 and 密码; 还发餐补 holds 餐补 across the unknown 发餐).
+
+        words: the text's segmentation, if already made.
+        """
+        if self._glossary_terms is None or not CJK.search(text):
             return []
-        return [(m.start(), m.end(), m.group()) for m in self._glossary_terms.finditer(text)]
+        bounds, position = [], 0
+        for word in segment(text) if words is None else words:
+            start = text.find(word, position)
+            if start >= 0:
+                position = start + len(word)
+                if len(word) > 1 and word in self._zh_to_en:
+                    bounds.append((start, position))
+        found = []
+        for m in self._glossary_terms.finditer(text):
+            start, end = m.start(), m.start() + len(m.group(1))
+            if not any(s < end and start < e and not (start <= s and e <= end) for s, e in bounds):
+                found.append((start, end, m.group(1)))
+        chosen: list[tuple[int, int, str]] = []
+        for start, end, term in sorted(found, key=lambda f: (f[0] - f[1], f[0])):
+            if all(end <= s or e <= start for s, e, _ in chosen):
+                chosen.append((start, end, term))
+        return sorted(chosen)
 
     def senses(self, word: str) -> list[str]:
         """English glosses of a Chinese word, most common sense first."""
@@ -233,10 +255,11 @@ class Translator:
         out: list[tuple[str, list[str]]] = []
         text = strip_question_words(query)
         # a glossary term is one keyword however the segmenter cuts it (在家办公 → 在家, 办公; 发餐补 → 发餐, 补)
-        found = self._glossary_in(text)
+        words = segment(text)
+        found = self._glossary_in(text, words)
         done: set[int] = set()
         position = 0
-        for word in segment(text):
+        for word in words:
             start = text.find(word, position)
             if start >= 0:
                 position = start + len(word)
