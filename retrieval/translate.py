@@ -110,6 +110,19 @@ def _stems(glosses: list[str]) -> set[str]:
     return out
 
 
+def _positions(text: str, words: list[str]):
+    """(start, end, word) of each word of a segmentation in the text (a word not found there has no place,
+    and is given as (-1, -1, word))."""
+    position = 0
+    for word in words:
+        start = text.find(word, position)
+        if start < 0:
+            yield -1, -1, word
+            continue
+        position = start + len(word)
+        yield start, position, word
+
+
 class Translator:
     """English ↔ Chinese keyword lookup built once from CC-CEDICT and the workplace glossary."""
 
@@ -209,18 +222,13 @@ class Translator:
         """
         if self._glossary_terms is None or not CJK.search(text):
             return []
-        bounds, position = [], 0
-        for word in segment(text) if words is None else words:
-            start = text.find(word, position)
-            if start >= 0:
-                position = start + len(word)
-                if len(word) > 1 and word in self._zh_to_en:
-                    bounds.append((start, position))
-        found = []
-        for m in self._glossary_terms.finditer(text):
-            start, end = m.start(), m.start() + len(m.group(1))
-            if not any(s < end and start < e and not (start <= s and e <= end) for s, e in bounds):
-                found.append((start, end, m.group(1)))
+        matches = [(m.start(), m.start() + len(m.group(1)), m.group(1)) for m in self._glossary_terms.finditer(text)]
+        if not matches:
+            return []  # most passages: no segmenting needed
+        bounds = [(s, e) for s, e, word in _positions(text, segment(text) if words is None else words)
+                  if len(word) > 1 and word in self._zh_to_en]
+        found = [(start, end, term) for start, end, term in matches
+                 if not any(s < end and start < e and not (start <= s and e <= end) for s, e in bounds)]
         chosen: list[tuple[int, int, str]] = []
         for start, end, term in sorted(found, key=lambda f: (f[0] - f[1], f[0])):
             if all(end <= s or e <= start for s, e, _ in chosen):
@@ -258,17 +266,13 @@ class Translator:
         words = segment(text)
         found = self._glossary_in(text, words)
         done: set[int] = set()
-        position = 0
-        for word in words:
-            start = text.find(word, position)
-            if start >= 0:
-                position = start + len(word)
-                term = next((i for i, (s, e, _) in enumerate(found) if s < position and start < e), None)
-                if term is not None:
-                    if term not in done:
-                        done.add(term)
-                        out.append((found[term][2], self._zh_to_en[found[term][2]]))
-                    continue
+        for start, end, word in _positions(text, words):
+            term = next((i for i, (s, e, _) in enumerate(found) if s < end and start < e), None)
+            if term is not None:
+                if term not in done:
+                    done.add(term)
+                    out.append((found[term][2], self._zh_to_en[found[term][2]]))
+                continue
             senses = [[" ".join(w for w in gloss.split() if w not in STOP_EN) for gloss in self._zh_to_en[part][:_SENSES]]
                       for part in self._known_parts(word)]
             # a word read by its parts stays one keyword: the senses of its parts take turns
