@@ -15,6 +15,7 @@ from functools import lru_cache
 TOKEN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[A-Za-z0-9_]+|[^\sA-Za-z0-9_]")
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _WORD = re.compile(r"[a-z0-9]+(?:[.'][a-z0-9]+)*|[\u3400-\u9fff\uf900-\ufaff]+")
+MIXED_WORD = re.compile(r"[A-Za-z]+[\u3400-\u9fff]+")
 _SENTENCE_SPLIT = re.compile(r"(?<=[。！？；!?])|(?<=[.;])\s+|\n+")
 
 STOP_EN = frozenset(
@@ -38,7 +39,25 @@ def _jieba():
     jieba.setLogLevel(logging.WARNING)
     tokenizer = jieba.Tokenizer()
     tokenizer.initialize()
+    # words that begin in latin letters (U盘, IP地址, SIM卡) are found however they are typed
+    for word in _mixed(tokenizer):
+        if word.lower() not in tokenizer.FREQ or not tokenizer.FREQ[word.lower()]:
+            tokenizer.add_word(word.lower(), tokenizer.FREQ[word])
     return tokenizer
+
+
+def _mixed(tokenizer) -> list[str]:
+    """The words of jieba's dictionary that begin in latin letters and end in Chinese."""
+    return [w for w, freq in list(tokenizer.FREQ.items()) if freq and MIXED_WORD.fullmatch(w)]
+
+
+@lru_cache(maxsize=1)
+def _runs() -> re.Pattern:
+    """_WORD, but a word that begins in latin letters and ends in Chinese (u盘, ip地址, sim卡) is one run:
+    split at the change of script, "u" and "盘" would mean nothing."""
+    with _jieba_lock:
+        mixed = sorted({w.lower() for w in _mixed(_jieba())}, key=len, reverse=True)
+    return re.compile(r"(?<![a-z0-9])(?:" + "|".join(map(re.escape, mixed)) + r")|" + _WORD.pattern)
 
 
 _jieba_lock = threading.Lock()
@@ -90,11 +109,14 @@ def _stem(word: str) -> str:
 def terms(text: str) -> list[str]:
     """Keyword terms: Chinese segmented by jieba (search mode), English lowercased and stemmed."""
     out: list[str] = []
-    for run in _WORD.findall(text.lower()):
+    for run in _runs().findall(text.lower()):
         if CJK.match(run):
             with _jieba_lock:
                 words = list(_jieba().cut_for_search(run))
             out.extend(w for w in words if w not in STOP_ZH)
+        elif CJK.search(run):  # u盘: the word, and its parts as an index made before it was known has them
+            latin = re.match(r"[a-z0-9]+", run).group()
+            out += [run, latin] + segment_for_search(run[len(latin):])
         elif run not in STOP_EN:
             out.append(_stem(run))
     return out
@@ -190,8 +212,8 @@ def keywords(text: str) -> list[str]:
     left apart are joined again (年 + 假 → 年假, a word its dictionary lacks), and sub-words of a longer
     keyword are dropped (十二年 keeps neither 十二 nor 二年)."""
     out: list[str] = []
-    for run in _WORD.findall(strip_question_words(text).lower()):
-        if not CJK.match(run):
+    for run in _runs().findall(strip_question_words(text).lower()):
+        if not CJK.match(run):  # an English word, or one that begins in latin letters (u盘)
             if run not in STOP_EN and run not in QUESTION_WORDS_EN:
                 out.append(_stem(re.sub(r"'s$", "", run)))  # Lanting's → lanting
             continue

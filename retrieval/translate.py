@@ -16,6 +16,7 @@ import threading
 from collections import defaultdict
 
 from zhiku.retrieval.text import (
+    MIXED_WORD,
     CJK,
     QUESTION_WORDS_EN,
     QUESTION_WORDS_ZH,
@@ -140,8 +141,9 @@ class Translator:
                 return
             candidates: dict[str, set[str]] = defaultdict(set)
             for word, definitions in _entries():
-                if len(word) < 2 or not CJK.match(word):
+                if len(word) < 2 or not (CJK.match(word) or MIXED_WORD.fullmatch(word)):
                     continue  # single characters are too ambiguous to add as keywords
+                word = word.lower()  # U盘 is looked up as the keywords write it: u盘
                 glosses = []
                 for definition in definitions:
                     gloss = _gloss(definition)
@@ -206,6 +208,7 @@ class Translator:
         the phrase "maternity leave")."""
         self._load()
         out: set[str] = set()
+        text = text.lower()  # U盘 → u盘, as the dictionary keeps it
         for word in segment_for_search(text):
             if len(word) >= 2:
                 out.update(self._zh_stems.get(word, ()))
@@ -261,7 +264,7 @@ class Translator:
 
     def _to_english(self, query: str) -> list[tuple[str, list[str]]]:
         out: list[tuple[str, list[str]]] = []
-        text = strip_question_words(query)
+        text = strip_question_words(query).lower()  # U盘 → u盘, as the dictionary keeps it
         # a glossary term is one keyword however the segmenter cuts it (在家办公 → 在家, 办公; 发餐补 → 发餐, 补)
         words = segment(text)
         found = self._glossary_in(text, words)

@@ -16,7 +16,7 @@ from zhiku.retrieval.index import QdrantIndex, Scope
 from zhiku.retrieval.keywords import question_groups
 from zhiku.retrieval.rerank import LexicalReranker
 from zhiku.retrieval.search import Searcher
-from zhiku.retrieval.text import sparse_document
+from zhiku.retrieval.text import keywords, sparse_document, terms
 from zhiku.retrieval.translate import Translator
 from zhiku.retrieval.types import LOCAL_ADMIN, Chunk, Hit
 
@@ -207,6 +207,18 @@ def test_the_glossary_reads_workplace_terms_the_dictionary_lacks_or_reads_otherw
     assert "事假" in dict(translator.expand_groups("个人事假怎么请？")) and "encrypt" not in translator.gloss("增加密码长度")
     # an English question reads a Chinese passage through the glossary too
     assert {"meal allowance", "remote work"} <= translator.gloss("员工居家办公的日子照常发放餐补。")
+
+
+def test_a_word_that_begins_in_latin_letters_is_one_keyword_however_it_is_typed(translator):
+    """U盘, IP地址, SIM卡: split where the script changes, "u" and "盘" mean nothing, and the dictionary's
+    USB flash drive was never looked up."""
+    for question in ("可以用U盘拷文件吗？", "可以用u盘拷文件吗？"):
+        assert keywords(question) == ["用", "u盘", "拷", "文件"]
+        assert "usb flash drive" in dict(translator.expand_groups(question, senses=8))["u盘"]
+    assert "u盘" in terms("禁止使用U盘") and "ip地址" in terms("电脑的IP地址")
+    # its parts stay terms too, so a passage indexed before still meets it; an English word is untouched
+    assert {"u", "盘"} <= set(terms("U盘")) and terms("VIP customers") == ["vip", "customer"]
+    assert {"usb", "flash", "drive"} <= translator.gloss("不得使用U盘")
 
 
 @pytest.mark.parametrize("question, wanted", [
