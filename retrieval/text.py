@@ -116,7 +116,8 @@ def terms(text: str) -> list[str]:
             out.extend(w for w in words if w not in STOP_ZH)
         elif CJK.search(run):  # u盘: the word, and its parts as an index made before it was known has them
             latin = re.match(r"[a-z0-9]+", run).group()
-            out += [run, latin] + segment_for_search(run[len(latin):])
+            parts = [_stem(latin)] + segment_for_search(run[len(latin):])
+            out += [run] + [p for p in parts if p not in STOP_EN and p not in STOP_ZH]
         elif run not in STOP_EN:
             out.append(_stem(run))
     return out

@@ -14,7 +14,9 @@ import logging
 import re
 import threading
 from collections import defaultdict
+from pathlib import Path
 
+from zhiku.core.errors import GlossaryError
 from zhiku.retrieval.text import (
     MIXED_WORD,
     CJK,
@@ -60,19 +62,45 @@ def _entries():
             yield parts[1], [d for sense in english.split("/") for d in sense.split(";")]
 
 
+def read_glossary(text: str, source: str) -> list[tuple[str, list[str]]]:
+    """(Chinese term, its English terms, usual first) of each line of a glossary: a Chinese term, a tab, then
+    English terms separated by "; " (试用期<TAB>probation; probation period). Lines starting with # are
+    comments. A line of another shape is an error naming the source and the line."""
+    out = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        chinese, tab, english = line.partition("\t")
+        senses = [e.strip().lower() for e in english.split(";") if e.strip()]
+        if not tab or not CJK.search(chinese) or not senses:
+            raise GlossaryError(
+                f"{source}, line {number}: {line.strip()[:60]!r} is not a glossary line: write the Chinese term, "
+                "a tab, then its English terms separated by '; ' (试用期<TAB>probation; probation period)"
+            )
+        out.append((chinese.strip().lower(), senses))  # U盘 as the keywords write it: u盘
+    return out
+
+
+def read_glossary_file(path: Path) -> list[tuple[str, list[str]]]:
+    """A company's own glossary (ZHIKU_GLOSSARY), read with a message that says how to fix it."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise GlossaryError(f"the glossary {path} does not exist: point ZHIKU_GLOSSARY at a UTF-8 .tsv file "
+                            "or unset it") from None
+    except UnicodeDecodeError:
+        raise GlossaryError(f"the glossary {path} is not UTF-8 text: save it as UTF-8") from None
+    except OSError as e:
+        raise GlossaryError(f"the glossary {path} cannot be read ({e.strerror}): check the path and its "
+                            "permissions") from None
+    return read_glossary(text, str(path))
+
+
 def _glossary() -> list[tuple[str, list[str]]]:
-    """(Chinese term, its English terms, usual first) of every line of glossary.tsv."""
+    """The workplace glossary zhiku ships (glossary.tsv)."""
     from importlib.resources import files
 
-    out = []
-    for line in (files("zhiku.retrieval") / "glossary.tsv").read_text(encoding="utf-8").splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        chinese, _, english = line.partition("\t")
-        senses = [e.strip().lower() for e in english.split(";") if e.strip()]
-        if chinese.strip() and senses:
-            out.append((chinese.strip(), senses))
-    return out
+    return read_glossary((files("zhiku.retrieval") / "glossary.tsv").read_text(encoding="utf-8"), "glossary.tsv")
 
 
 def _gloss(definition: str) -> str:
@@ -125,9 +153,14 @@ def _positions(text: str, words: list[str]):
 
 
 class Translator:
-    """English ↔ Chinese keyword lookup built once from CC-CEDICT and the workplace glossary."""
+    """English ↔ Chinese keyword lookup built once from CC-CEDICT and the workplace glossary.
 
-    def __init__(self) -> None:
+    glossary: a company's own glossary file (same format as glossary.tsv); its terms and senses come first.
+    It is read here, so a malformed file stops the app at start with the line to fix.
+    """
+
+    def __init__(self, glossary: Path | None = None) -> None:
+        self._company = read_glossary_file(glossary) if glossary else []
         self._en_to_zh: dict[str, list[str]] | None = None
         self._zh_to_en: dict[str, list[str]] = {}
         # every sense of a Chinese word as English terms, for reading a Chinese passage in English
@@ -166,7 +199,10 @@ class Translator:
             }
             # the glossary's workplace senses come before the dictionary's, in both directions
             chosen: dict[str, list[str]] = defaultdict(list)
-            glossary = _glossary()
+            merged: dict[str, list[str]] = {}  # the company's terms first, and its senses of a shared term
+            for word, senses in self._company + _glossary():
+                merged[word] = list(dict.fromkeys(merged.get(word, []) + senses))
+            glossary = list(merged.items())
             for word, senses in glossary:
                 self._zh_to_en[word] = list(dict.fromkeys(senses + self._zh_to_en.get(word, [])))[:_SENSES]
                 self._zh_stems[word] = tuple(sorted(set(self._zh_stems.get(word, ())) | _stems(senses)))

@@ -150,3 +150,14 @@ def test_ask_with_ollama_in_both_languages(kb, fake_ollama):
     assert zh["language"] == "zh" and en["language"] == "en"
     streamed = run_cli("ask", "How many days a week may employees work remotely?", env=ollama_env)
     assert streamed.returncode == 0 and "[1]" in streamed.stdout and "Remote_Work_Policy.pdf" in streamed.stdout
+
+
+def test_a_malformed_company_glossary_stops_with_the_line_to_fix(kb, tmp_path):
+    env, _ = kb
+    glossary = tmp_path / "glossary.tsv"
+    glossary.write_text("# our systems\n费控系统 spendly\n", encoding="utf-8")  # a space where the tab belongs
+    result = run_cli("ask", "年假有几天？", env={**env, "ZHIKU_GLOSSARY": str(glossary)})
+    assert result.returncode != 0 and "glossary.tsv, line 2" in result.stderr and "a tab" in result.stderr
+    glossary.write_text("# our systems\n费控系统\tspendly; expense system\n", encoding="utf-8")
+    fixed = run_cli("ask", "年假有几天？", "--json", env={**env, "ZHIKU_GLOSSARY": str(glossary)})
+    assert fixed.returncode == 0 and json.loads(fixed.stdout)["answerable"] is True

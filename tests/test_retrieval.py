@@ -9,6 +9,7 @@ import time
 import pytest
 
 from conftest import SAMPLE, ZHIKU, run_cli
+from zhiku.core.errors import GlossaryError
 from zhiku.ingest.chunking import Chunker
 from zhiku.ingest.parsers import parse_bytes
 from zhiku.retrieval.edge import EdgeIndex
@@ -219,6 +220,27 @@ def test_a_word_that_begins_in_latin_letters_is_one_keyword_however_it_is_typed(
     # its parts stay terms too, so a passage indexed before still meets it; an English word is untouched
     assert {"u", "盘"} <= set(terms("U盘")) and terms("VIP customers") == ["vip", "customer"]
     assert {"usb", "flash", "drive"} <= translator.gloss("不得使用U盘")
+
+
+def test_a_company_glossary_comes_before_the_built_in_one(tmp_path):
+    """A company's own jargon (ZHIKU_GLOSSARY): its terms are found in both directions, its senses of a term
+    the built-in glossary has too come first, and a file that cannot be read stops the start with the fix."""
+    path = tmp_path / "glossary.tsv"
+    path.write_text("# our systems\n费控系统\tspendly; expense system\n试用期\ttrial period\n", encoding="utf-8")
+    translator = Translator(path)
+    assert dict(translator.expand_groups("费控系统怎么登录？", senses=8))["费控系统"][0] == "spendly"
+    assert dict(translator.expand_groups("How do I log in to Spendly?"))["spendly"] == ["费控系统"]
+    assert translator.senses("试用期")[:2] == ["trial period", "probation"]
+    assert "spendly" not in Translator().gloss("请在费控系统提交")  # only where the company says so
+    bad = tmp_path / "bad.tsv"
+    bad.write_text("# ok\n费控系统 spendly\n", encoding="utf-8")
+    with pytest.raises(GlossaryError, match=r"bad.tsv, line 2: .* a tab"):
+        Translator(bad)
+    with pytest.raises(GlossaryError, match="does not exist: point ZHIKU_GLOSSARY"):
+        Translator(tmp_path / "missing.tsv")
+    bad.write_bytes("费控系统\tspendly".encode("gbk"))
+    with pytest.raises(GlossaryError, match="not UTF-8"):
+        Translator(bad)
 
 
 @pytest.mark.parametrize("question, wanted", [

@@ -188,6 +188,7 @@ def _pause_hook(data_dir: Path):
 def build_services(settings: Settings) -> Services:
     """Wire every service from the settings; the only place clients are constructed."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    translator = Translator(settings.glossary)  # a malformed company glossary stops here, before anything opens
     llm = None
     if settings.ollama_host:
         llm = OllamaChat(
@@ -213,7 +214,7 @@ def build_services(settings: Settings) -> Services:
         store.close()
         raise
     index = ActiveIndex(generations.active)
-    searcher = Searcher(index, embedder, reranker=build_reranker(settings.reranker), translator=Translator())
+    searcher = Searcher(index, embedder, reranker=build_reranker(settings.reranker), translator=translator)
     answers = AnswerService(searcher, llm, top_k=settings.top_k, context_tokens=settings.llm_context)
     accounts = Accounts(store, session_hours=settings.session_hours)
     return Services(settings, index, embedder, store, ingestor, searcher, answers, generations, worker, accounts)

@@ -47,3 +47,7 @@ class StoreUnavailable(ZhikuError):
 
 class DiskFull(ZhikuError):
     """The data dir has no room left for what was asked."""
+
+
+class GlossaryError(ZhikuError):
+    """The company glossary (ZHIKU_GLOSSARY) is missing or malformed."""

@@ -99,6 +99,12 @@ class Settings(BaseSettings):
         description="Reranker after hybrid search: none (default, best on the harness without a model), "
         "lexical, or the path of a local cross-encoder such as bge-reranker-v2-m3 (needs zhiku[rerank]).",
     )
+    glossary: Path | None = Field(
+        None,
+        validation_alias=AliasChoices("ZHIKU_GLOSSARY"),
+        description="A company glossary (.tsv: Chinese term, tab, English terms separated by '; ') read before "
+        "the built-in workplace glossary, for the company's own jargon; takes effect at the next start.",
+    )
     default_collection: str = Field(
         "default",
         validation_alias=AliasChoices("ZHIKU_COLLECTION"),
