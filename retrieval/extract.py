@@ -312,10 +312,10 @@ SPAN_FEATURES = (
 # (a span is right when it shows the question's evidence; 165 of its 167 answerable questions have one
 # among the candidates); replaced by a refit, never edited by hand.
 SPAN_WEIGHTS: dict[str, float] = {
-    "share": 3.4947, "own_share": 0.5545, "met": 2.7832, "missed": -0.3543, "number": 0.7363,
-    "clause": -0.7718, "list": 0.6494, "table": 0.8238, "position": 0.7759, "passage": 2.4305,
-    "other_language": -0.1964, "meaning": 18.2985, "long": -0.3758, "lead_in": -2.1945, "typed": 0.2456,
-    "mistyped": -0.8044,
+    "share": 3.5467, "own_share": 0.3268, "met": 2.7267, "missed": -0.3685, "number": 0.7273,
+    "clause": -0.7679, "list": 0.7827, "table": 0.9789, "position": 0.9601, "passage": 2.4277,
+    "other_language": -0.2101, "meaning": 20.6658, "long": -0.3691, "lead_in": -2.1844, "typed": 0.2651,
+    "mistyped": -0.8572,
 }
 # a further span is quoted when the model gives it at least this share of the best one's probability; when
 # every span chosen is in one language, the best span in the other language is added at OTHER_KEEP (the

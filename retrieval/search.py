@@ -73,8 +73,8 @@ class Searcher:
         # questions on the company's topics refused; the held-out split is reported apart
         lexical_min: float = 0.6,
         semantic_min: float = 0.895,
-        score_min: float | None = 43.796,
-        known_weight: float = 8.75,
+        score_min: float | None = 43.844,
+        known_weight: float = 8.5,
         fusion: Fusion | None = None,
         reranker=None,
         translator=None,

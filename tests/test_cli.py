@@ -161,3 +161,13 @@ def test_a_malformed_company_glossary_stops_with_the_line_to_fix(kb, tmp_path):
     glossary.write_text("# our systems\n费控系统\tspendly; expense system\n", encoding="utf-8")
     fixed = run_cli("ask", "年假有几天？", "--json", env={**env, "ZHIKU_GLOSSARY": str(glossary)})
     assert fixed.returncode == 0 and json.loads(fixed.stdout)["answerable"] is True
+
+
+def test_an_english_question_worded_unlike_the_policy_is_still_answered(kb):
+    """The policy says "USB storage devices"; the user says "USB drive". A glossary phrase (usb drive → U盘)
+    must not turn the question's two words into one that no passage holds, and the answer refused."""
+    env, _ = kb
+    answer = _json(run_cli("ask", "Can I plug a USB drive into my laptop?", "--json", env=env))
+    assert answer["answerable"] is True, answer["answer"]
+    assert any(c["file_name"] == "IT_Security_Policy.docx" and "USB storage devices" in c["quote"]
+               for c in answer["citations"]), answer["citations"]
