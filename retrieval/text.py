@@ -57,6 +57,8 @@ def _runs() -> re.Pattern:
     split at the change of script, "u" and "盘" would mean nothing."""
     with _jieba_lock:
         mixed = sorted({w.lower() for w in _mixed(_jieba())}, key=len, reverse=True)
+    if not mixed:
+        return _WORD
     return re.compile(r"(?<![a-z0-9])(?:" + "|".join(map(re.escape, mixed)) + r")|" + _WORD.pattern)
 
 
