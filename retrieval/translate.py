@@ -84,7 +84,7 @@ def read_glossary(text: str, source: str) -> list[tuple[str, list[str]]]:
 def read_glossary_file(path: Path) -> list[tuple[str, list[str]]]:
     """A company's own glossary (ZHIKU_GLOSSARY), read with a message that says how to fix it."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8-sig")  # a byte-order mark, as some editors write, is dropped
     except FileNotFoundError:
         raise GlossaryError(f"the glossary {path} does not exist: point ZHIKU_GLOSSARY at a UTF-8 .tsv file "
                             "or unset it") from None

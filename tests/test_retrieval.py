@@ -226,7 +226,8 @@ def test_a_company_glossary_comes_before_the_built_in_one(tmp_path):
     """A company's own jargon (ZHIKU_GLOSSARY): its terms are found in both directions, its senses of a term
     the built-in glossary has too come first, and a file that cannot be read stops the start with the fix."""
     path = tmp_path / "glossary.tsv"
-    path.write_text("# our systems\n费控系统\tspendly; expense system\n试用期\ttrial period\n", encoding="utf-8")
+    # saved with a byte-order mark, as some Windows editors do
+    path.write_text("费控系统\tspendly; expense system\n试用期\ttrial period\n", encoding="utf-8-sig")
     translator = Translator(path)
     assert dict(translator.expand_groups("费控系统怎么登录？", senses=8))["费控系统"][0] == "spendly"
     assert dict(translator.expand_groups("How do I log in to Spendly?"))["spendly"] == ["费控系统"]
