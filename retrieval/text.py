@@ -39,16 +39,13 @@ def _jieba():
     jieba.setLogLevel(logging.WARNING)
     tokenizer = jieba.Tokenizer()
     tokenizer.initialize()
-    # words that begin in latin letters (U盘, IP地址, SIM卡) are found however they are typed
-    for word in _mixed(tokenizer):
-        if word.lower() not in tokenizer.FREQ or not tokenizer.FREQ[word.lower()]:
+    # words that begin in latin letters and end in Chinese (U盘, IP地址, SIM卡) are found however they are typed
+    mixed = [w for w, freq in list(tokenizer.FREQ.items()) if freq and MIXED_WORD.fullmatch(w)]
+    for word in mixed:
+        if not tokenizer.FREQ.get(word.lower()):
             tokenizer.add_word(word.lower(), tokenizer.FREQ[word])
+    tokenizer.mixed_words = sorted({w.lower() for w in mixed}, key=len, reverse=True)  # for _runs
     return tokenizer
-
-
-def _mixed(tokenizer) -> list[str]:
-    """The words of jieba's dictionary that begin in latin letters and end in Chinese."""
-    return [w for w, freq in list(tokenizer.FREQ.items()) if freq and MIXED_WORD.fullmatch(w)]
 
 
 @lru_cache(maxsize=1)
@@ -56,7 +53,7 @@ def _runs() -> re.Pattern:
     """_WORD, but a word that begins in latin letters and ends in Chinese (u盘, ip地址, sim卡) is one run:
     split at the change of script, "u" and "盘" would mean nothing."""
     with _jieba_lock:
-        mixed = sorted({w.lower() for w in _mixed(_jieba())}, key=len, reverse=True)
+        mixed = _jieba().mixed_words
     if not mixed:
         return _WORD
     return re.compile(r"(?<![a-z0-9])(?:" + "|".join(map(re.escape, mixed)) + r")|" + _WORD.pattern)
