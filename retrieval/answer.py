@@ -14,6 +14,7 @@ from zhiku.retrieval.extract import choose, render
 from zhiku.retrieval.index import Scope
 from zhiku.retrieval.keywords import Text, question_groups
 from zhiku.retrieval.llm import OllamaChat
+from zhiku.retrieval.llm import escape as _escape
 from zhiku.retrieval.search import Searcher, term_coverage
 from zhiku.retrieval.text import count_tokens, is_chinese, language_of, terms
 from zhiku.retrieval.types import Answer, Citation, Hit, User
@@ -80,11 +81,6 @@ class Event:
     kind: str
     text: str = ""
     answer: Answer | None = None
-
-
-def _escape(text: str) -> str:
-    """Keep document text from closing its own <source> tag."""
-    return text.replace("<", "‹").replace(">", "›")
 
 
 def _attribute(text: str) -> str:

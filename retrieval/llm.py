@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from typing import Iterator
@@ -12,6 +13,11 @@ import ollama
 from zhiku.core.errors import OllamaUnavailable
 
 log = logging.getLogger(__name__)
+
+
+def escape(text: str) -> str:
+    """Document or user text for a prompt: it cannot close the tag that fences it (</source>, </passage>)."""
+    return text.replace("<", "‹").replace(">", "›")
 
 
 class OllamaChat:
@@ -46,9 +52,25 @@ class OllamaChat:
                 f"cannot reach Ollama at {self.host} ({e}): start it with `ollama serve` or fix OLLAMA_HOST"
             ) from e
 
+    @contextlib.contextmanager
+    def _failures(self, doing: str):
+        """Turn the client's failures into OllamaUnavailable with the fix (doing: "answering", "ranking")."""
+        try:
+            yield
+        except ollama.ResponseError as e:
+            if e.status_code == 404:
+                raise OllamaUnavailable(
+                    f"Ollama at {self.host} has no model {self.model!r}: run `ollama pull {self.model}`"
+                ) from e
+            raise OllamaUnavailable(f"Ollama failed while {doing}: {e.error}") from e
+        except (ConnectionError, httpx.HTTPError, OSError) as e:
+            raise OllamaUnavailable(f"lost Ollama at {self.host} while {doing} ({e})") from e
+        except (json.JSONDecodeError, ValueError) as e:
+            raise OllamaUnavailable(f"Ollama sent a malformed reply while {doing} ({e})") from e
+
     def stream(self, messages: list[dict], *, temperature: float = 0.1) -> Iterator[str]:
         """Yield answer text as Ollama produces it; raise OllamaUnavailable on any failure."""
-        try:
+        with self._failures("answering"):
             done = False
             for part in self._client.chat(
                 model=self.model,
@@ -63,16 +85,23 @@ class OllamaChat:
                 done = done or bool(part.done)
             if not done:
                 raise OllamaUnavailable("Ollama's answer stream ended before it was complete")
-        except ollama.ResponseError as e:
-            if e.status_code == 404:
-                raise OllamaUnavailable(
-                    f"Ollama at {self.host} has no model {self.model!r}: run `ollama pull {self.model}`"
-                ) from e
-            raise OllamaUnavailable(f"Ollama failed while answering: {e.error}") from e
-        except (ConnectionError, httpx.HTTPError, OSError) as e:
-            raise OllamaUnavailable(f"lost Ollama at {self.host} while answering ({e})") from e
-        except (json.JSONDecodeError, ValueError) as e:
-            raise OllamaUnavailable(f"Ollama sent a malformed answer stream ({e})") from e
+
+    def structured(self, messages: list[dict], schema: dict, doing: str = "ranking") -> dict:
+        """One JSON object in the shape of a JSON schema (Ollama's structured outputs), at temperature 0;
+        OllamaUnavailable on any failure, a reply that is not a JSON object included."""
+        with self._failures(doing):
+            response = self._client.chat(
+                model=self.model,
+                messages=messages,
+                stream=False,
+                format=schema,
+                keep_alive=self.keep_alive,
+                options={"num_ctx": self.context, "temperature": 0.0},
+            )
+            reply = json.loads(response.message.content or "")
+            if not isinstance(reply, dict):
+                raise ValueError("not a JSON object")
+            return reply
 
     def complete(self, messages: list[dict]) -> str:
         """The whole answer to a short request (used for rewriting follow-up questions)."""

@@ -198,6 +198,7 @@ def build_services(settings: Settings) -> Services:
             keep_alive=settings.llm_keep_alive,
             context=settings.llm_context,
         )
+    reranker = build_reranker(settings.reranker, llm)  # ZHIKU_RERANKER=ollama without OLLAMA_HOST stops here
     embedder = build_embedder(settings, llm)
     store = Store.open(settings.database)
     try:
@@ -214,7 +215,7 @@ def build_services(settings: Settings) -> Services:
         store.close()
         raise
     index = ActiveIndex(generations.active)
-    searcher = Searcher(index, embedder, reranker=build_reranker(settings.reranker), translator=translator)
+    searcher = Searcher(index, embedder, reranker=reranker, translator=translator)
     answers = AnswerService(searcher, llm, top_k=settings.top_k, context_tokens=settings.llm_context)
     accounts = Accounts(store, session_hours=settings.session_hours)
     return Services(settings, index, embedder, store, ingestor, searcher, answers, generations, worker, accounts)

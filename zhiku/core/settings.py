@@ -97,7 +97,8 @@ class Settings(BaseSettings):
         "none",
         validation_alias=AliasChoices("ZHIKU_RERANKER"),
         description="Reranker after hybrid search: none (default, best on the harness without a model), "
-        "lexical, or the path of a local cross-encoder such as bge-reranker-v2-m3 (needs zhiku[rerank]).",
+        "lexical, ollama (the answer model orders the best passages; needs OLLAMA_HOST), or the path of a local "
+        "cross-encoder such as bge-reranker-v2-m3 (needs zhiku[rerank]).",
     )
     glossary: Path | None = Field(
         None,
