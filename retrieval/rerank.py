@@ -209,15 +209,19 @@ class OllamaReranker:
     the numbers of those that help, the most useful first, in the shape of a JSON schema (Ollama's structured
     outputs), so it can only reorder: passages it leaves out follow in the learned ranker's order. The
     scores keep their scale (the n-th passage gets the n-th best score), so the relevance threshold and the
-    answer stage read them as before. When Ollama fails or replies nonsense, the learned order stands.
+    answer stage read them as before. When Ollama fails or replies nonsense, the learned order stands; after
+    a failure, searches do not wait on Ollama again for `retry` seconds (a hung server would hold every
+    search for the whole timeout).
     """
 
     name = "ollama"
 
-    def __init__(self, llm: OllamaChat, *, depth: int = 10, chars: int = 800):
+    def __init__(self, llm: OllamaChat, *, depth: int = 10, chars: int = 800, retry: float = 30.0):
         self.llm = llm
         self.depth = depth
         self.chars = chars
+        self.retry = retry
+        self._failed_at: float | None = None
 
     def messages(self, query: str, hits: list[Hit]) -> list[dict]:
         """The request: the question and the numbered passages, fenced as data."""
@@ -234,11 +238,14 @@ class OllamaReranker:
         hits = list(hits)
         head = hits[: self.depth]
         chosen: list[int] = []
-        if len(head) > 1:
+        resting = self._failed_at is not None and time.monotonic() - self._failed_at < self.retry
+        if len(head) > 1 and not resting:
             try:
                 ranking = self.llm.structured(self.messages(query, head), RANKING).get("ranking")
+                self._failed_at = None
             except OllamaUnavailable as e:
-                log.warning("the passages keep the learned order: %s", e)
+                log.warning("the passages keep the learned order for %.0f s: %s", self.retry, e)
+                self._failed_at = time.monotonic()
                 ranking = []
             for n in ranking if isinstance(ranking, list) else []:
                 if isinstance(n, int) and 1 <= n <= len(head) and n - 1 not in chosen:
