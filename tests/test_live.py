@@ -18,3 +18,13 @@ def test_real_ollama_answers_with_verified_citations(make_services, question):
     answer = services.answers.ask(question, LOCAL_ADMIN)
     assert answer.mode == "ollama" and answer.answerable and answer.citations
     assert all(f"[{c.n}]" in answer.text for c in answer.citations)
+
+
+def test_real_ollama_orders_the_passages(make_services, caplog):
+    """ZHIKU_RERANKER=ollama against a real model: its structured reply is read (no fallback) and the
+    12-year clause stays among the first passages."""
+    services = make_services(ollama_host=LIVE_OLLAMA, reranker="ollama")
+    services.ingestor.ingest_paths([SAMPLE], "default", LOCAL_ADMIN)
+    hits = services.searcher.search("工作满十二年的员工每年有几天年假？", LOCAL_ADMIN, k=3)
+    assert "keep the learned order" not in caplog.text
+    assert any("满 10 年不满 20 年" in h.chunk.text for h in hits)
