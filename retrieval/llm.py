@@ -39,22 +39,12 @@ class OllamaChat:
 
     def check(self) -> None:
         """Raise OllamaUnavailable with the fix when Ollama is down or the model is not pulled."""
-        try:
+        with self._failures("checking the model"):
             self._probe.show(self.model)
-        except ollama.ResponseError as e:
-            if e.status_code == 404:
-                raise OllamaUnavailable(
-                    f"Ollama at {self.host} has no model {self.model!r}: run `ollama pull {self.model}`"
-                ) from e
-            raise OllamaUnavailable(f"Ollama at {self.host} answered with an error: {e.error}") from e
-        except (ConnectionError, httpx.HTTPError, OSError) as e:
-            raise OllamaUnavailable(
-                f"cannot reach Ollama at {self.host} ({e}): start it with `ollama serve` or fix OLLAMA_HOST"
-            ) from e
 
     @contextlib.contextmanager
     def _failures(self, doing: str):
-        """Turn the client's failures into OllamaUnavailable with the fix (doing: "answering", "ranking")."""
+        """Turn the client's failures into OllamaUnavailable with the fix (doing: "answering", "ranking" ...)."""
         try:
             yield
         except ollama.ResponseError as e:
@@ -62,9 +52,11 @@ class OllamaChat:
                 raise OllamaUnavailable(
                     f"Ollama at {self.host} has no model {self.model!r}: run `ollama pull {self.model}`"
                 ) from e
-            raise OllamaUnavailable(f"Ollama failed while {doing}: {e.error}") from e
+            raise OllamaUnavailable(f"Ollama at {self.host} failed while {doing}: {e.error}") from e
         except (ConnectionError, httpx.HTTPError, OSError) as e:
-            raise OllamaUnavailable(f"lost Ollama at {self.host} while {doing} ({e})") from e
+            raise OllamaUnavailable(
+                f"cannot reach Ollama at {self.host} while {doing} ({e}): start it with `ollama serve` or fix OLLAMA_HOST"
+            ) from e
         except (json.JSONDecodeError, ValueError) as e:
             raise OllamaUnavailable(f"Ollama sent a malformed reply while {doing} ({e})") from e
 
