@@ -319,3 +319,25 @@ def test_a_failed_or_senseless_ranking_keeps_the_learned_order(make_services, tm
 def test_the_ollama_reranker_without_ollama_says_what_to_set(make_services):
     with pytest.raises(ZhikuError, match="ZHIKU_RERANKER=ollama needs OLLAMA_HOST"):
         make_services(ollama_host=None, reranker="ollama")
+
+
+def test_the_ranking_request_fits_the_models_context_window(make_services, tmp_path, fake_ollama):
+    """A small context window: the request holds the passages that fit with room for the reply (Ollama would
+    cut the prompt's start, the instructions first), and the model orders those; the rest keep their place."""
+    from zhiku.retrieval.rerank import REPLY_TOKENS
+    from zhiku.retrieval.text import count_tokens
+    from zhiku.retrieval.types import LOCAL_ADMIN
+
+    fake_ollama.reply = lambda body: '{"ranking": [2, 1, 3]}'  # 3 names a passage the model never saw
+    context = 440
+    services = make_services(ollama_host=fake_ollama.host, reranker="ollama", llm_context=context)
+    for name, text in TOPICS.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    services.ingestor.ingest_paths([tmp_path / n for n in TOPICS], "default", LOCAL_ADMIN)
+    question = "Where do I get a parking badge?"
+    learned = [h.chunk.file_name for h in services.searcher.search(question, LOCAL_ADMIN, k=3, rerank=False)]
+    hits = [h.chunk.file_name for h in services.searcher.search(question, LOCAL_ADMIN, k=3)]
+    request = fake_ollama.requests_to("/api/chat")[-1]
+    assert len(_passages(request)) == 2
+    assert sum(count_tokens(m["content"]) for m in request["messages"]) <= context - REPLY_TOKENS
+    assert hits == [learned[1], learned[0], learned[2]]
