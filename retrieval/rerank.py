@@ -223,6 +223,14 @@ class OllamaReranker:
         self.chars = chars
         self.retry = retry
         self._failed_at: float | None = None
+        self._failure = ""
+
+    @property
+    def problem(self) -> str | None:
+        """The last failure while searches leave Ollama alone (the health panel shows it), else None."""
+        if self._failed_at is not None and time.monotonic() - self._failed_at < self.retry:
+            return self._failure
+        return None
 
     def messages(self, query: str, hits: list[Hit]) -> tuple[list[dict], int]:
         """The request (the question and the numbered passages, fenced as data) and how many passages it holds:
@@ -247,7 +255,7 @@ class OllamaReranker:
         hits = list(hits)
         head = hits[: self.depth]
         chosen: list[int] = []
-        resting = self._failed_at is not None and time.monotonic() - self._failed_at < self.retry
+        resting = self.problem is not None
         messages, fitted = self.messages(query, head) if len(head) > 1 and not resting else ([], 0)
         if fitted > 1:  # a single passage, or none, has no order to ask for
             head = head[:fitted]
@@ -257,6 +265,7 @@ class OllamaReranker:
             except OllamaUnavailable as e:
                 log.warning("the passages keep the learned order for %.0f s: %s", self.retry, e)
                 self._failed_at = time.monotonic()
+                self._failure = f"{e}; the learned ranker's order stands meanwhile"
                 ranking = []
             for n in ranking if isinstance(ranking, list) else []:
                 if isinstance(n, int) and 1 <= n <= len(head) and n - 1 not in chosen:

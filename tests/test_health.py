@@ -14,7 +14,8 @@ def test_health_on_the_embedded_defaults(make_services, tmp_path):
     (tmp_path / "a.md").write_text("# A\n\nThe office opens at 8:30.", encoding="utf-8")
     services.ingestor.ingest_paths([tmp_path / "a.md"], "default", LOCAL_ADMIN)
     checks = _by_name(services)
-    assert list(checks) == ["index", "ollama", "embedder", "worker", "store"]
+    assert list(checks) == ["index", "ollama", "reranker", "embedder", "worker", "store"]
+    assert checks["reranker"].ok is None and "ZHIKU_RERANKER" in checks["reranker"].detail  # none: the learned order
     assert checks["index"].ok and checks["index"].facts["chunks"] == 1
     assert checks["ollama"].ok is None and "OLLAMA_HOST" in checks["ollama"].detail  # not configured
     assert checks["embedder"].ok and checks["embedder"].facts["dim"] == services.embedder.dim
@@ -35,3 +36,20 @@ def test_health_says_whether_ollama_has_the_model(make_services, fake_ollama):
     fake_ollama.models = []  # the model was removed
     ollama = _by_name(services)["ollama"]
     assert ollama.ok is False and "ollama pull qwen2.5:7b-instruct" in ollama.detail
+
+
+def test_health_says_when_the_ollama_reranker_is_resting(make_services, tmp_path, fake_ollama):
+    """A failed ranking request is not silent: until searches try Ollama again, the panel says why."""
+    services = make_services(ollama_host=fake_ollama.host, reranker="ollama")
+    for name in ("a.md", "b.md"):
+        (tmp_path / name).write_text(f"# {name}\n\nThe office opens at 8:30 on floor {name[0]}.", encoding="utf-8")
+    services.ingestor.ingest_paths([tmp_path / "a.md", tmp_path / "b.md"], "default", LOCAL_ADMIN)
+    reranker = _by_name(services)["reranker"]
+    assert reranker.ok is True and reranker.facts["reranker"] == "ollama"
+    fake_ollama.fail = "http500"
+    services.searcher.search("When does the office open?", LOCAL_ADMIN)
+    reranker = _by_name(services)["reranker"]
+    assert reranker.ok is False and "learned ranker's order stands" in reranker.detail
+    assert fake_ollama.error_message in reranker.detail
+    services.searcher.reranker.retry = 0.0  # the rest is over: the next search tries Ollama again
+    assert _by_name(services)["reranker"].ok is True

@@ -71,7 +71,8 @@ class Services:
         return self._thread is not None and self._thread.is_alive()
 
     def health(self) -> list[Health]:
-        """Each part zhiku depends on, checked now: the index, Ollama, the embedding model, the worker, the store."""
+        """Each part zhiku depends on, checked now: the index, Ollama, the reranker, the embedding model, the
+        worker, the store."""
         checks: list[Health] = []
 
         def check(name: str, probe) -> None:
@@ -94,6 +95,16 @@ class Services:
             facts = {"host": self.answers.llm.host, "model": self.answers.llm.model}
             return True, "{host} · model {model} present".format(**facts), facts
 
+        def reranker():
+            chosen = self.searcher.reranker
+            name = getattr(chosen, "name", "none") if chosen is not None else "none"
+            if name == "none":
+                return None, "none: the learned ranker orders the passages (ZHIKU_RERANKER)", {}
+            problem = getattr(chosen, "problem", None)
+            if problem:
+                return False, problem, {}
+            return True, name, {"reranker": name}
+
         def embedder():
             started = time.perf_counter()
             vector = self.embedder.embed_query("health check 健康检查")
@@ -112,8 +123,8 @@ class Services:
             facts = {"dialect": self.store.dialect, "documents": documents, "chunks": chunks}
             return True, "{dialect} · {documents} documents, {chunks} chunks".format(**facts), facts
 
-        for name, probe in (("index", index), ("ollama", llm), ("embedder", embedder), ("worker", worker),
-                            ("store", store)):
+        for name, probe in (("index", index), ("ollama", llm), ("reranker", reranker), ("embedder", embedder),
+                            ("worker", worker), ("store", store)):
             check(name, probe)
         return checks
 
