@@ -13,8 +13,7 @@ import numpy as np
 from zhiku.retrieval.extract import choose, render
 from zhiku.retrieval.index import Scope
 from zhiku.retrieval.keywords import Text, question_groups
-from zhiku.retrieval.llm import OllamaChat
-from zhiku.retrieval.llm import escape as _escape
+from zhiku.retrieval.llm import OllamaChat, escape as _escape
 from zhiku.retrieval.search import Searcher, term_coverage
 from zhiku.retrieval.text import count_tokens, is_chinese, language_of, terms
 from zhiku.retrieval.types import Answer, Citation, Hit, User

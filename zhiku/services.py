@@ -97,7 +97,7 @@ class Services:
 
         def reranker():
             chosen = self.searcher.reranker
-            name = getattr(chosen, "name", "none") if chosen is not None else "none"
+            name = getattr(chosen, "name", "none")
             if name == "none":
                 return None, "none: the learned ranker orders the passages (ZHIKU_RERANKER)", {}
             problem = getattr(chosen, "problem", None)
