@@ -73,8 +73,8 @@ class Searcher:
         # questions on the company's topics refused; the held-out split is reported apart
         lexical_min: float = 0.6,
         semantic_min: float = 0.895,
-        score_min: float | None = 43.844,
-        known_weight: float = 8.5,
+        score_min: float | None = 39.819,
+        known_weight: float = 4.75,
         fusion: Fusion | None = None,
         reranker=None,
         translator=None,
