@@ -156,11 +156,11 @@ def test_translated_keywords_are_embedded_as_the_dictionary_writes_them():
 
 
 def test_sentences_of_one_paragraph_are_quoted_with_the_one_between_them():
+    from zhiku.retrieval.embeddings import E5Embedder
+
     text = ("Ad-hoc remote day: a single remote day outside your regular schedule, for example to wait for a "
             "delivery or a repair. Ask your manager in LantingOne no later than 18:00 on the previous working day. "
             "Each employee may take at most 2 ad-hoc remote days per month.")
-    from zhiku.retrieval.embeddings import E5Embedder
-
     hits = [_hit(text, heading="Remote work")]
     # the answer stage compares spans with the question by meaning, as it does in the app
     choice = choose("By when must I ask for an ad-hoc remote day?", hits, embedder=E5Embedder())
