@@ -13,7 +13,7 @@ import numpy as np
 from zhiku.retrieval.extract import choose, render
 from zhiku.retrieval.index import Scope
 from zhiku.retrieval.keywords import Text, question_groups
-from zhiku.retrieval.llm import OllamaChat, escape as _escape
+from zhiku.retrieval.llm import OllamaChat, escape
 from zhiku.retrieval.search import Searcher, term_coverage
 from zhiku.retrieval.text import count_tokens, is_chinese, language_of, terms
 from zhiku.retrieval.types import Answer, Citation, Hit, User
@@ -84,7 +84,7 @@ class Event:
 
 def _attribute(text: str) -> str:
     """A value for a double-quoted attribute: a quote in a file name cannot end the value early."""
-    return _escape(text).replace("&", "&amp;").replace('"', "&quot;").replace("\n", " ")
+    return escape(text).replace("&", "&amp;").replace('"', "&quot;").replace("\n", " ")
 
 
 def build_messages(question: str, hits: list[Hit], language: str, budget_tokens: int) -> tuple[list[dict], int]:
@@ -95,7 +95,7 @@ def build_messages(question: str, hits: list[Hit], language: str, budget_tokens:
     for n, hit in enumerate(hits, start=1):
         c = hit.chunk
         page = f' page="{c.page}"' if c.page is not None else ""
-        block = f'<source id="{n}" file="{_attribute(c.file_name)}"{page}>\n{_escape(c.text)}\n</source>'
+        block = f'<source id="{n}" file="{_attribute(c.file_name)}"{page}>\n{escape(c.text)}\n</source>'
         cost = count_tokens(block)
         if blocks and used + cost > budget_tokens:
             break
@@ -350,12 +350,12 @@ class AnswerService:
         # one element per turn: an earlier answer's text cannot start a line that reads as another role
         transcript = "\n".join(
             f'<turn role="{"assistant" if m.get("role") == "assistant" else "user"}">'
-            f'{_escape(str(m.get("content", ""))[:500])}</turn>'
+            f'{escape(str(m.get("content", ""))[:500])}</turn>'
             for m in history[-6:]
         )
         messages = [
             {"role": "system", "content": REWRITE_SYSTEM},
-            {"role": "user", "content": REWRITE_PROMPT.format(history=transcript, question=_escape(question))},
+            {"role": "user", "content": REWRITE_PROMPT.format(history=transcript, question=escape(question))},
         ]
         try:
             rewritten = self.llm.complete(messages).strip()
