@@ -23,7 +23,7 @@ from zhiku.core.errors import FileRejected, ZhikuError
 from zhiku.ingest.chunking import TextChunk
 from zhiku.ingest.parsers import check_supported
 from zhiku.ingest.worker import ParsePool
-from zhiku.retrieval.embeddings import Embedder
+from zhiku.retrieval.embeddings import Embedder, latent_of
 from zhiku.retrieval.index import Index, Scope
 from zhiku.retrieval.keywords import sentence_units
 from zhiku.retrieval.text import sparse_document
@@ -168,15 +168,16 @@ def _each_file(batch: list[tuple], call: Callable[[list[tuple]], object]) -> tup
     return done, failures
 
 
-def _write(index: Index, batch: list[tuple[_Task, Chunk]], dense: np.ndarray,
-           sentences: list[np.ndarray]) -> list[tuple[_Task, ZhikuError]]:
+def _write(index: Index, batch: list[tuple[_Task, Chunk]], dense: np.ndarray, sentences: list[np.ndarray],
+           latent: list | None) -> list[tuple[_Task, ZhikuError]]:
     """The writer thread's job for one batch: sparse vectors, then the upsert (durable when it returns)."""
-    rows = [(task, chunk, vector, sparse_document(chunk.text), units)
-            for (task, chunk), vector, units in zip(batch, dense, sentences, strict=True)]
+    rows = [(task, chunk, vector, sparse_document(chunk.text), units, terms)
+            for (task, chunk), vector, units, terms
+            in zip(batch, dense, sentences, latent if latent is not None else [None] * len(batch), strict=True)]
 
     def upsert(part: list[tuple]) -> None:
         index.upsert([r[1] for r in part], np.asarray([r[2] for r in part]), [r[3] for r in part],
-                     [r[4] for r in part])
+                     [r[4] for r in part], None if latent is None else [r[5] for r in part])
 
     return _each_file(rows, upsert)[1]
 
@@ -297,7 +298,7 @@ class Run:
             return
         for task, count in _segments(batch):
             task.sent += count
-        batch, dense, sentences, failures = self._embed(batch)
+        batch, dense, sentences, latent, failures = self._embed(batch)
         self._settle()
         for task, error in failures:
             self._fail(task, error)
@@ -305,19 +306,31 @@ class Run:
         if not keep:
             return
         batch, dense, sentences = [batch[i] for i in keep], dense[keep], [sentences[i] for i in keep]
+        latent = None if latent is None else [latent[i] for i in keep]
         for task, _ in _segments(batch):
             task.touched = True
-        self.pending = (self.writer.submit(_write, self.index, batch, dense, sentences), batch)
+        self.pending = (self.writer.submit(_write, self.index, batch, dense, sentences, latent), batch)
         self.pause("embedding")
 
-    def _embed(self, batch: list[tuple[_Task, Chunk]]) -> tuple[list, np.ndarray, list[np.ndarray], list]:
+    def _embed(self, batch: list[tuple[_Task, Chunk]]) -> tuple[list, np.ndarray, list[np.ndarray], list | None, list]:
         """Vectors of a batch's passages and of their sentences (identical texts embedded once), without
-        files whose embedding failed: (kept entries, passage vectors, sentence vectors per passage, failures)."""
+        files whose embedding failed: (kept entries, passage vectors, sentence vectors per passage,
+        latent-term vectors per passage or None when the embedder makes none, failures)."""
         embedder = self.embedder
-
+        latent_encoder = latent_of(embedder)
         cache = self.cache
 
-        def embed(part: list[tuple[_Task, Chunk]]) -> tuple[np.ndarray, list[np.ndarray]]:
+        def encode_latent(texts: list[str]) -> list:
+            model = f"{embedder.name}:latent"
+            known = {t: v for t in dict.fromkeys(texts) if cache is not None and (v := cache.get(model, t)) is not None}
+            missing = [t for t in dict.fromkeys(texts) if t not in known]
+            for text, vector in zip(missing, latent_encoder(missing) if missing else []):
+                known[text] = vector
+                if cache is not None:
+                    cache.put(model, text, vector)
+            return [known[t] for t in texts]
+
+        def embed(part: list[tuple[_Task, Chunk]]) -> tuple[np.ndarray, list[np.ndarray], list | None]:
             texts = [chunk.text for _, chunk in part]
             units = [sentence_units(text) for text in texts]
             wanted = dict.fromkeys(texts + [u for each in units for u in each])
@@ -330,13 +343,15 @@ class Run:
                         cache.put(embedder.name, text, vector)
             sentences = [np.asarray([known[u] for u in each], dtype=np.float32).reshape(len(each), embedder.dim)
                          for each in units]
-            return np.asarray([known[text] for text in texts], dtype=np.float32), sentences
+            latent = encode_latent(texts) if latent_encoder is not None else None
+            return np.asarray([known[text] for text in texts], dtype=np.float32), sentences, latent
 
         done, failures = _each_file(batch, embed)
         kept = [entry for part, _ in done for entry in part]
-        dense = np.vstack([vectors for _, (vectors, _) in done]) if done else np.zeros((0, embedder.dim), np.float32)
-        sentences = [units for _, (_, each) in done for units in each]
-        return kept, dense, sentences, failures
+        dense = np.vstack([vectors for _, (vectors, _, _) in done]) if done else np.zeros((0, embedder.dim), np.float32)
+        sentences = [units for _, (_, each, _) in done for units in each]
+        latent = None if latent_encoder is None else [v for _, (_, _, each) in done for v in each]
+        return kept, dense, sentences, latent, failures
 
     def _settle(self) -> None:
         """Wait for the batch being written; files whose last chunk it held are finished."""

@@ -378,7 +378,8 @@ class AnswerService:
         translator = translator or self.searcher.translator
         choice = choose(question, hits, translator, context, self.searcher.embedder,
                         self.searcher.query_vector(question),
-                        translated_vector=self.searcher.translated_vector(question, translator))
+                        translated_vector=self.searcher.translated_vector(question, translator),
+                        query_latent=self.searcher.latent_vector(question))
         if not choice.spans:
             top = hits[0].chunk
             text = EXTRACTIVE_LABEL[language] + "\n\n> " + top.text.strip().replace("\n", "\n> ") + " [1]"

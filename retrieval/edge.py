@@ -15,7 +15,18 @@ from pathlib import Path
 
 import numpy as np
 
-from zhiku.retrieval.index import DENSE, SENTENCES, SPARSE, Fusion, Scope, Sentences, Sparse, sentence_vectors
+from zhiku.retrieval.index import (
+    DENSE,
+    LATENT,
+    SENTENCES,
+    SPARSE,
+    Fusion,
+    Scope,
+    Sentences,
+    Sparse,
+    latent_vector,
+    sentence_vectors,
+)
 from zhiku.retrieval.types import Chunk, Hit
 from zhiku.core.errors import IndexUnavailable
 
@@ -65,7 +76,7 @@ class EdgeIndex:
         self._poll = poll_seconds
         self._mutex = threading.RLock()
         self._shard = None
-        self._sentences: bool | None = None
+        self._kept: dict[str, bool] | None = None  # which vectors beyond the searched ones the shard keeps
         self._locked = False
         self._last_use = 0.0
         self._closed = threading.Event()
@@ -246,6 +257,7 @@ class EdgeIndex:
             HnswIndexConfig,
             IntegerIndexParams,
             KeywordIndexParams,
+            Memory,
             Modifier,
             MultiVectorComparator,
             MultiVectorConfig,
@@ -267,9 +279,10 @@ class EdgeIndex:
                         f"the index at {self.path} was built with {meta.get('embed_model')} ({meta.get('dim')} "
                         f"dimensions), not {embed_model} ({dim}): run `zhiku reindex` or set ZHIKU_INDEX to a new name"
                     )
-                if not meta.get(SENTENCES):
-                    log.warning("the index at %s has no sentence vectors (built by an older zhiku): ranking is "
-                                "less precise until `zhiku reindex`", self.path)
+                if not (meta.get(SENTENCES) and meta.get(LATENT)):
+                    log.warning("the index at %s has no %s vectors (built by an older zhiku): ranking is less "
+                                "precise until `zhiku reindex`", self.path,
+                                "sentence" if not meta.get(SENTENCES) else "latent-term")
             else:
                 config = EdgeConfig(
                     vectors={
@@ -282,12 +295,17 @@ class EdgeIndex:
                             hnsw_config=HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000),
                         ),
                     },
-                    sparse_vectors={SPARSE: EdgeSparseVectorParams(modifier=Modifier.Idf)},
+                    sparse_vectors={
+                        SPARSE: EdgeSparseVectorParams(modifier=Modifier.Idf),
+                        # read back for ranking, never searched: its inverted index stays on disk
+                        LATENT: EdgeSparseVectorParams(memory=Memory.Cached),
+                    },
                     optimizers=EdgeOptimizersConfig(default_segment_number=SEGMENTS),
                 )
                 self._shard = EdgeShard.create(str(self.path), config)
-                self._meta_path.write_text(json.dumps({"embed_model": embed_model, "dim": dim, SENTENCES: True}))
-                self._sentences = True
+                self._meta_path.write_text(json.dumps(
+                    {"embed_model": embed_model, "dim": dim, SENTENCES: True, LATENT: True}))
+                self._kept = {SENTENCES: True, LATENT: True}
             # every field a filter uses needs an index, or each candidate's payload is read from disk
             indexes = {
                 "collection": KeywordIndexParams(is_tenant=True),
@@ -302,16 +320,30 @@ class EdgeIndex:
                 if key not in existing:
                     self._shard.update(UpdateOperation.create_field_index(key, params))
 
-    @property
-    def sentences(self) -> bool:
-        """Whether the shard keeps sentence vectors (shards built by older versions have none)."""
-        if self._sentences is None:
+    def _keeps(self, name: str) -> bool:
+        """Whether the shard keeps these vectors (shards built by older versions keep fewer)."""
+        if self._kept is None:
             try:
                 meta = json.loads(self._meta_path.read_text())
             except (OSError, ValueError):
                 return False
-            self._sentences = bool(meta.get(SENTENCES))
-        return self._sentences
+            self._kept = {SENTENCES: bool(meta.get(SENTENCES)), LATENT: bool(meta.get(LATENT))}
+        return self._kept[name]
+
+    @property
+    def sentences(self) -> bool:
+        """Whether the shard keeps sentence vectors."""
+        return self._keeps(SENTENCES)
+
+    @property
+    def latent(self) -> bool:
+        """Whether the shard keeps latent-term vectors."""
+        return self._keeps(LATENT)
+
+    @property
+    def _read(self) -> list[str]:
+        """The vectors a search returns with each hit."""
+        return [DENSE] + [SENTENCES] * self.sentences + [LATENT] * self.latent
 
     # ----------------------------------------------------------------- data
     def _filter(self, scope: Scope, exclude_lang: str | None = None):
@@ -337,16 +369,19 @@ class EdgeIndex:
         return shard
 
     def upsert(self, chunks: list[Chunk], dense: np.ndarray, sparse: list[Sparse],
-               sentences: Sentences | None = None) -> None:
+               sentences: Sentences | None = None, latent: list[Sparse] | None = None) -> None:
         """Write chunks with their vectors; durable once this returns (write-ahead log)."""
         from qdrant_edge import Point, SparseVector, UpdateOperation
 
         keep = sentences is not None and self.sentences
+        keep_latent = latent is not None and self.latent
         points = []
         for i, (chunk, vec, sp) in enumerate(zip(chunks, dense, sparse, strict=True)):
             vector = {DENSE: vec.tolist(), SPARSE: SparseVector(indices=sp[0], values=sp[1])}
             if keep and len(sentences[i]):
                 vector[SENTENCES] = np.asarray(sentences[i]).tolist()
+            if keep_latent and latent[i][0]:
+                vector[LATENT] = SparseVector(indices=list(latent[i][0]), values=list(latent[i][1]))
             points.append(Point(id=chunk.point_id, vector=vector, payload=chunk.to_payload()))
         if points:
             with self._use() as shard:
@@ -405,7 +440,7 @@ class EdgeIndex:
         fusion = fusion or Fusion()
         flt = self._filter(scope)
         sparse_vec = None if sparse is None or not sparse[0] else SparseVector(indices=sparse[0], values=sparse[1])
-        read = ([DENSE, SENTENCES] if self.sentences else [DENSE]) if vectors else False
+        read = self._read if vectors else False
         common = dict(limit=limit, with_payload=True, with_vector=read, filter=flt)
         if dense is not None and sparse_vec is not None:
             depth = max(limit, fusion.depth)
@@ -435,7 +470,7 @@ class EdgeIndex:
             points = shard.query(request)
         return [
             Hit(Chunk.from_payload(p.payload), float(p.score), rank, dense=(p.vector or {}).get(DENSE),
-                sentences=sentence_vectors(p.vector))
+                sentences=sentence_vectors(p.vector), latent=latent_vector(p.vector))
             for rank, p in enumerate(points, start=1)
         ]
 

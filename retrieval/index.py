@@ -18,6 +18,8 @@ SPARSE = "bm25"
 # the dense vectors of a chunk's sentences (a multivector, read back, never searched): the ranker compares
 # the question with the best sentence, since a passage's single vector blurs the several things it says
 SENTENCES = "sentences"
+# a chunk's latent-term vector (embeddings.E5Embedder.latent; sparse, read back, never searched)
+LATENT = "latent"
 Sparse = tuple[list[int], list[float]]
 Sentences = list[np.ndarray]  # per chunk, shape (n_sentences, dim)
 
@@ -26,6 +28,15 @@ def sentence_vectors(vectors: dict | None) -> np.ndarray | None:
     """A point's sentence vectors as one array, or None when the index has none for it."""
     found = (vectors or {}).get(SENTENCES)
     return np.asarray(found, dtype=np.float32) if found else None
+
+
+def latent_vector(vectors: dict | None) -> tuple[np.ndarray, np.ndarray] | None:
+    """A point's latent-term vector as (indices, values) arrays, or None when the index has none for it."""
+    found = (vectors or {}).get(LATENT)
+    if found is None:
+        return None
+    indices, values = (found.indices, found.values) if hasattr(found, "indices") else (found["indices"], found["values"])
+    return np.asarray(indices, dtype=np.int64), np.asarray(values, dtype=np.float32)
 
 
 @dataclass
@@ -78,7 +89,7 @@ class Index(Protocol):
         """Create the collection if missing; refuse if it was built with another embedding model."""
 
     def upsert(self, chunks: list[Chunk], dense: np.ndarray, sparse: list[Sparse],
-               sentences: Sentences | None = None) -> None:
+               sentences: Sentences | None = None, latent: list[Sparse] | None = None) -> None:
         """Write chunks with their vectors (idempotent: same chunk, same point)."""
 
     def delete(self, scope: Scope) -> None:
@@ -121,6 +132,7 @@ class QdrantIndex:
 
         self.name = name
         self.sentences: bool | None = None  # whether the collection keeps sentence vectors (None: not looked yet)
+        self.latent: bool | None = None  # whether it keeps latent-term vectors (None: not looked yet)
         self._local = url is None
         self.backend = "qdrant-local" if self._local else "qdrant-server"
         try:
@@ -170,10 +182,10 @@ class QdrantIndex:
                     f"the index {self.name!r} was built with {size}-dimensional vectors, but the embedding "
                     f"model {embed_model!r} makes {dim}: run `zhiku reindex` or set ZHIKU_INDEX to a new name"
                 )
-            self.sentences = isinstance(vectors, dict) and SENTENCES in vectors
-            if not self.sentences:
-                log.warning("the index %r has no sentence vectors (built by an older zhiku): ranking is less "
-                            "precise until `zhiku reindex`", self.name)
+            self._look(info)
+            if not (self.sentences and self.latent):
+                log.warning("the index %r has no %s vectors (built by an older zhiku): ranking is less precise "
+                            "until `zhiku reindex`", self.name, "sentence" if not self.sentences else "latent-term")
             return
         self._client.create_collection(
             self.name,
@@ -186,9 +198,13 @@ class QdrantIndex:
                     hnsw_config=m.HnswConfigDiff(m=0),
                 ),
             },
-            sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)},
+            sparse_vectors_config={
+                SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF),
+                # read back for ranking, never searched: kept on disk, no inverted index in memory
+                LATENT: m.SparseVectorParams(index=m.SparseIndexParams(on_disk=True)),
+            },
         )
-        self.sentences = True
+        self.sentences = self.latent = True
         if not self._local:
             # every search filters by the user's collections: a tenant index keeps each collection's points
             # together on disk, so a small collection is searched without scanning the others
@@ -199,16 +215,20 @@ class QdrantIndex:
             self._client.create_payload_index(self.name, "chunk_index", m.PayloadSchemaType.INTEGER)
 
     def upsert(self, chunks: list[Chunk], dense: np.ndarray, sparse: list[Sparse],
-               sentences: Sentences | None = None) -> None:
+               sentences: Sentences | None = None, latent: list[Sparse] | None = None) -> None:
         """Write chunks with their vectors and wait until they are searchable."""
         from qdrant_client import models as m
 
         points = []
-        keep = sentences is not None and chunks and SENTENCES in self._read
+        read = self._read if chunks else []
+        keep = sentences is not None and SENTENCES in read
+        keep_latent = latent is not None and LATENT in read
         for i, (chunk, vec, sp) in enumerate(zip(chunks, dense, sparse, strict=True)):
             vector = {DENSE: vec.tolist(), SPARSE: m.SparseVector(indices=sp[0], values=sp[1])}
             if keep and len(sentences[i]):
                 vector[SENTENCES] = np.asarray(sentences[i]).tolist()
+            if keep_latent and latent[i][0]:
+                vector[LATENT] = m.SparseVector(indices=list(latent[i][0]), values=list(latent[i][1]))
             points.append(m.PointStruct(id=chunk.point_id, vector=vector, payload=chunk.to_payload()))
         if points:
             self._client.upsert(self.name, points=points, wait=True)
@@ -284,7 +304,7 @@ class QdrantIndex:
             return []
         return [
             Hit(Chunk.from_payload(p.payload), float(p.score), rank, dense=(p.vector or {}).get(DENSE),
-                sentences=sentence_vectors(p.vector))
+                sentences=sentence_vectors(p.vector), latent=latent_vector(p.vector))
             for rank, p in enumerate(result.points, start=1)
         ]
 
@@ -303,10 +323,15 @@ class QdrantIndex:
     @property
     def _read(self) -> list[str]:
         """The vectors a search returns with each hit."""
-        if self.sentences is None:
-            vectors = self._client.get_collection(self.name).config.params.vectors
-            self.sentences = isinstance(vectors, dict) and SENTENCES in vectors
-        return [DENSE, SENTENCES] if self.sentences else [DENSE]
+        if self.sentences is None or self.latent is None:
+            self._look(self._client.get_collection(self.name))
+        return [DENSE] + [SENTENCES] * bool(self.sentences) + [LATENT] * bool(self.latent)
+
+    def _look(self, info) -> None:
+        """Which vectors beyond the searched ones the collection keeps (older versions kept fewer)."""
+        vectors = info.config.params.vectors
+        self.sentences = isinstance(vectors, dict) and SENTENCES in vectors
+        self.latent = LATENT in (info.config.params.sparse_vectors or {})
 
     def drop(self) -> None:
         """Delete this collection (a retired or failed generation)."""
@@ -348,9 +373,9 @@ class ActiveIndex:
         self._resolve().ensure(dim, embed_model)
 
     def upsert(self, chunks: list[Chunk], dense: np.ndarray, sparse: list[Sparse],
-               sentences: Sentences | None = None) -> None:
+               sentences: Sentences | None = None, latent: list[Sparse] | None = None) -> None:
         """Write chunks into the serving index."""
-        self._resolve().upsert(chunks, dense, sparse, sentences)
+        self._resolve().upsert(chunks, dense, sparse, sentences, latent)
 
     def delete(self, scope: Scope) -> None:
         """Remove chunks from the serving index."""

@@ -156,7 +156,8 @@ def span_data(answers, questions, user) -> list:
             continue
         translator = searcher.translator_for(Scope.for_user(user))
         found = candidates(question.question, hits, translator, context, searcher.embedder,
-                           searcher.query_vector(question.question), searcher.translated_vector(question.question, translator))
+                           searcher.query_vector(question.question), searcher.translated_vector(question.question, translator),
+                           searcher.latent_vector(question.question))
         needle = normalize(question.evidence)
         labels = []
         for span in found.spans:

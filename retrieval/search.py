@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from zhiku.retrieval.embeddings import Embedder
+from zhiku.retrieval.embeddings import Embedder, latent_of
 from zhiku.retrieval.index import Fusion, Index, Scope
 from zhiku.retrieval.keywords import Text, question_groups, translated_keywords
 from zhiku.retrieval.ranker import LinearRanker, Query, features
@@ -73,8 +73,8 @@ class Searcher:
         # questions on the company's topics refused; the held-out split is reported apart
         lexical_min: float = 0.6,
         semantic_min: float = 0.895,
-        score_min: float | None = 39.819,
-        known_weight: float = 4.75,
+        score_min: float | None = 26.008,
+        known_weight: float = 3.75,
         fusion: Fusion | None = None,
         reranker=None,
         translator=None,
@@ -94,7 +94,7 @@ class Searcher:
         self.score_min = score_min
         self.known_weight = known_weight
         # the answer stage compares the question with quoted spans: it reuses the search's embedding
-        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._vectors: OrderedDict[tuple[str, str], object] = OrderedDict()
         self._vectors_lock = threading.Lock()
 
     def search(
@@ -183,6 +183,7 @@ class Searcher:
         q = Query(query, dense, groups, quantities(query), gloss)
         if mode == "hybrid" and self.ranker is not None:
             q.translated = self._translated_vector(query, groups, translated, embed)
+            q.latent = self.latent_vector(query)
         hits = self.index.query(dense if mode != "sparse" else None, sparse, scope, depth, self.fusion, q.language)
         bm25: dict[str, float] = {}
         if mode == "hybrid" and sparse is not None and self.ranker is not None:
@@ -221,16 +222,31 @@ class Searcher:
 
     def query_vector(self, text: str) -> np.ndarray:
         """The embedding of a question (the last few are kept: one answer embeds its question once)."""
+        return self._remembered(("dense", text), lambda: self.embedder.embed_query(text))
+
+    def latent_vector(self, text: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """The latent-term vector of a question as (indices, values), None when the embedder makes none."""
+        encode = latent_of(self.embedder)
+        if encode is None:
+            return None
+
+        def make():
+            indices, values = encode([text])[0]
+            return np.asarray(indices, dtype=np.int64), np.asarray(values, dtype=np.float32)
+
+        return self._remembered(("latent", text), make)
+
+    def _remembered(self, key: tuple[str, str], make):
         with self._vectors_lock:
-            if text in self._vectors:
-                self._vectors.move_to_end(text)
-                return self._vectors[text]
-        vector = self.embedder.embed_query(text)
+            if key in self._vectors:
+                self._vectors.move_to_end(key)
+                return self._vectors[key]
+        value = make()
         with self._vectors_lock:
-            self._vectors[text] = vector
-            if len(self._vectors) > 64:
+            self._vectors[key] = value
+            if len(self._vectors) > 128:
                 self._vectors.popitem(last=False)
-        return vector
+        return value
 
     def translated_vector(self, question: str, translator=None) -> np.ndarray | None:
         """The embedding of the question's keywords in the other language (None when none translate).

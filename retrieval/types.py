@@ -86,6 +86,7 @@ class Hit:
     fused_score: float | None = None  # the hybrid (RRF) score, kept when a reranker replaces score
     features: dict | None = field(default=None, repr=False)  # the ranker's signals, for judging relevance
     sentences: object | None = field(default=None, repr=False)  # its sentences' vectors (n × dim), if indexed
+    latent: tuple | None = field(default=None, repr=False)  # its latent-term vector (indices, values), if indexed
 
     def to_dict(self) -> dict:
         """The CLI's JSON shape of a hit."""

@@ -38,7 +38,7 @@ def translator():
 
 @pytest.fixture(scope="module")
 def sample_chunks():
-    """Chunks of two sample documents (one Chinese, one English), embedded once."""
+    """Chunks of three sample documents (Chinese and English), embedded once, with their latent-term vectors."""
     from zhiku.retrieval.embeddings import E5Embedder
 
     embedder = E5Embedder()
@@ -48,13 +48,13 @@ def sample_chunks():
         chunks += [Chunk(f"doc-{name}", name, "default", i, p.text, p.page, p.heading, (p.start, p.end),
                          chunk_count=len(pieces)) for i, p in enumerate(pieces)]
     dense = embedder.embed_passages([c.text for c in chunks])
-    return embedder, chunks, dense, [sparse_document(c.text) for c in chunks]
+    return embedder, chunks, dense, [sparse_document(c.text) for c in chunks], embedder.latent([c.text for c in chunks])
 
 
 def _fill(index, sample_chunks):
-    embedder, chunks, dense, sparse = sample_chunks
+    embedder, chunks, dense, sparse, latent = sample_chunks
     index.ensure(embedder.dim, embedder.name)
-    index.upsert(chunks, dense, sparse)
+    index.upsert(chunks, dense, sparse, None, latent)
     return index
 
 

@@ -90,7 +90,7 @@ def test_an_index_built_before_sentence_vectors_still_answers(services, tmp_path
         meta = json.loads(meta_path.read_text())
         del meta["sentences"]
         meta_path.write_text(json.dumps(meta))
-        index._sentences = None  # as a process opening the old shard would read it
+        index._kept = None  # as a process opening the old shard would read it
         text = "Maternity leave lasts 158 days. Paternity leave lasts 15 days."
         chunk = Chunk("doc", "leave.md", "default", 0, text)
         index.upsert([chunk], services.embedder.embed_passages([text]), [sparse_document(text)],
