@@ -3,7 +3,8 @@
 The offline model also makes "latent term" vectors: a sparse autoencoder bundled with it maps each token's
 hidden state to a few of 16,384 learned features, pooled over the text. Unlike BM25 terms they are shared
 by the two languages (密码 and password light up some of the same features), and unlike the dense vector
-they keep what each part of the text says. The ranker compares them; they are stored, never searched.
+they keep what each part of the text says. The ranker and the answer stage compare them; the index stores
+them, never searches them.
 """
 
 from __future__ import annotations

@@ -68,13 +68,13 @@ class Index:
     def __getattr__(self, name):
         return getattr(self.inner, name)
 
-    def upsert(self, chunks, dense, sparse, sentences=None):
+    def upsert(self, chunks, dense, sparse, sentences=None, latent=None):
         self.threads.append(threading.current_thread().name)
         if len(self.threads) == 1 and self.before_first_upsert:
             self.before_first_upsert()
         if self.fail_on and any(c.file_name == self.fail_on for c in chunks):
             raise IndexUnavailable("the index refused the write")
-        self.inner.upsert(chunks, dense, sparse, sentences)
+        self.inner.upsert(chunks, dense, sparse, sentences, latent)
 
 
 def _ingestor(services, embedder, wrap_index=None):
