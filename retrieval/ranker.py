@@ -51,16 +51,16 @@ FEATURES = (
     "sent_cos", "sent_cos_gap", "typed", "latent",
 )
 
-# Fitted by `python -m zhiku.retrieval.learn --qa data/eval/sample_qa.jsonl` on the sample handbook: the
-# 266 answerable questions of the "tune" split (264 with the evidence among the candidates) plus 257
-# questions generated from its passages (weight 0.25), L2 0.01 on standardised features (training MRR
-# 0.918; with the latent-term cosine, cross-validated MRR 0.8915 → 0.9092; 5-fold cross-validation on the tune split, 3 shuffles: with the sentence cosines MRR 0.859 → 0.876,
-# with "typed" 0.880 → 0.897; L2 and the generated questions' weight chosen among 0.003–0.1 and 0.1–0.5 the
-# same way: 0.01 and 0.25, within 0.002 of the best; CV MRR 0.902, 0.936 with the workplace glossary, whose
-# entries were partly written from tune misses; the 99 colloquial questions added last score 0.798 with
-# weights fitted without them and 0.823 cross-validated with them; on the larger split L2 0.003 scores
-# +0.008, but the gate refitted after it refuses one more cross-language question). Replaced by a refit,
-# never edited by hand.
+# Fitted by `python -m zhiku.retrieval.learn --qa data/eval/sample_qa.jsonl` on the sample handbook: the 266
+# answerable questions of the "tune" split (264 with the evidence among the candidates) plus 257 questions
+# generated from its passages (weight 0.25), L2 0.01 on standardised features (training MRR 0.918; with the
+# latent-term cosine, cross-validated MRR 0.8915 → 0.9092; 5-fold cross-validation on the tune split, 3
+# shuffles: with the sentence cosines MRR 0.859 → 0.876, with "typed" 0.880 → 0.897; L2 and the generated
+# questions' weight chosen among 0.003–0.1 and 0.1–0.5 the same way: 0.01 and 0.25, within 0.002 of the best;
+# CV MRR 0.902, 0.936 with the workplace glossary, whose entries were partly written from tune misses; the 99
+# colloquial questions added last score 0.798 with weights fitted without them and 0.823 cross-validated with
+# them; on the larger split L2 0.003 scores +0.008, but the gate refitted after it refuses one more
+# cross-language question). Replaced by a refit, never edited by hand.
 WEIGHTS: dict[str, float] = {
     "cos": 8.5193, "cos_gap": 10.0347, "same_lang": -1.1592, "own": -4.4804, "all": 3.9805,
     "sentence": 4.9913, "bm25": 2.4746, "fused": -0.2669, "heading": 3.5162, "cond_match": 4.0555,
