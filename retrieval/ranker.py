@@ -39,6 +39,7 @@ from typing import Callable
 
 import numpy as np
 
+from zhiku.retrieval.embeddings import latent_cosine
 from zhiku.retrieval.keywords import Group, Text, coverage, sentences, weights
 from zhiku.retrieval.text import Quantity, asked_types, conditions, language_of, states_type
 from zhiku.retrieval.types import Hit
@@ -121,11 +122,7 @@ def _latent(query: Query, hits: list[Hit]) -> np.ndarray:
     """Latent-term cosine of each hit with the question (LATENT_TYPICAL where either has no vector)."""
     if query.latent is None:
         return np.full(len(hits), LATENT_TYPICAL)
-    q_indices, q_values = query.latent
-    weight = dict(zip(np.asarray(q_indices).tolist(), np.asarray(q_values, dtype=np.float64).tolist()))
-    return np.array([LATENT_TYPICAL if h.latent is None
-                     else sum(weight.get(i, 0.0) * v for i, v in zip(h.latent[0].tolist(), h.latent[1].tolist()))
-                     for h in hits])
+    return np.array([LATENT_TYPICAL if h.latent is None else latent_cosine(query.latent, h.latent) for h in hits])
 
 
 def features(query: Query, hits: list[Hit], bm25: dict[str, float] | None = None) -> np.ndarray:

@@ -242,3 +242,19 @@ def assert_consistent(services) -> list:
     assert services.ingestor.originals.blobs() == {d.blob for d in indexed} | queued, "stored originals disagree"
     assert not list(services.ingestor.originals.root.glob("??/.*.part")), "a partial original was left"
     return indexed
+
+
+def older_edge_index(services, path, missing: str):
+    """An embedded shard as an older version wrote it: its metadata does not list the `missing` vectors."""
+    import json
+
+    from zhiku.retrieval.edge import EdgeIndex
+
+    index = EdgeIndex(path)
+    index.ensure(services.embedder.dim, services.embedder.name)
+    meta_path = path.parent / f"{path.name}.json"
+    meta = json.loads(meta_path.read_text())
+    del meta[missing]
+    meta_path.write_text(json.dumps(meta))
+    index._kept = None  # as a process opening the old shard would read it
+    return index

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
+from conftest import older_edge_index
 
 from zhiku.retrieval.edge import EdgeIndex
 from zhiku.retrieval.evaluate import tune_gate
@@ -83,14 +82,8 @@ def test_both_embedded_backends_store_sentence_vectors(tmp_path, backend):
 
 def test_an_index_built_before_sentence_vectors_still_answers(services, tmp_path):
     """Shards written by an older version have no sentence vectors: search works, the ranker uses the passage."""
-    index = EdgeIndex(tmp_path / "old")
+    index = older_edge_index(services, tmp_path / "old", missing="sentences")
     try:
-        index.ensure(services.embedder.dim, services.embedder.name)
-        meta_path = tmp_path / "old.json"
-        meta = json.loads(meta_path.read_text())
-        del meta["sentences"]
-        meta_path.write_text(json.dumps(meta))
-        index._kept = None  # as a process opening the old shard would read it
         text = "Maternity leave lasts 158 days. Paternity leave lasts 15 days."
         chunk = Chunk("doc", "leave.md", "default", 0, text)
         index.upsert([chunk], services.embedder.embed_passages([text]), [sparse_document(text)],
