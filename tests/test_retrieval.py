@@ -208,6 +208,11 @@ def test_the_glossary_reads_workplace_terms_the_dictionary_lacks_or_reads_otherw
     assert "事假" in dict(translator.expand_groups("个人事假怎么请？")) and "encrypt" not in translator.gloss("增加密码长度")
     # an English question reads a Chinese passage through the glossary too
     assert {"meal allowance", "remote work"} <= translator.gloss("员工居家办公的日子照常发放餐补。")
+    # a handbook's words for what employees say in English: HQ, a referral bonus, a cash advance (借款, which
+    # the dictionary reads only as a loan)
+    assert dict(translator.expand_groups("What's the address of our Hangzhou HQ?"))["hq"] == ["总部"]
+    assert dict(translator.expand_groups("What's the referral bonus?"))["referral bonus"] == ["内推奖金"]
+    assert "借款" in dict(translator.expand_groups("Can I get a cash advance before a trip?"))["cash advance"]
 
 
 def test_a_word_that_begins_in_latin_letters_is_one_keyword_however_it_is_typed(translator):
