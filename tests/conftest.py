@@ -258,3 +258,20 @@ def older_edge_index(services, path, missing: str):
     meta_path.write_text(json.dumps(meta))
     index._kept = None  # as a process opening the old shard would read it
     return index
+
+
+TINY_DIM = 8  # the vector size of embedded_index: tests that write vectors by hand keep them small
+
+
+@pytest.fixture(params=["edge", "qdrant-local"])
+def embedded_index(request, tmp_path):
+    """An empty index of TINY_DIM-dimensional vectors on each embedded backend, closed after the test."""
+    from zhiku.retrieval.edge import EdgeIndex
+    from zhiku.retrieval.index import QdrantIndex
+
+    index = EdgeIndex(tmp_path / "edge") if request.param == "edge" else QdrantIndex("zhiku", path=tmp_path / "q")
+    try:
+        index.ensure(TINY_DIM, "test-model")
+        yield index
+    finally:
+        index.close()

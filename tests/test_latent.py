@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import older_edge_index
+from conftest import TINY_DIM, older_edge_index
 
-from zhiku.retrieval.edge import EdgeIndex
 from zhiku.retrieval.embeddings import E5Embedder, latent_of
 from zhiku.retrieval.extract import SPAN_FEATURES, candidates
-from zhiku.retrieval.index import QdrantIndex, Scope
+from zhiku.retrieval.index import Scope
 from zhiku.retrieval.ranker import FEATURES, LATENT_TYPICAL, Query, features
 from zhiku.retrieval.text import sparse_document
 from zhiku.retrieval.types import LOCAL_ADMIN, Chunk, Hit
@@ -35,25 +34,19 @@ def test_latent_terms_are_unit_length_and_shared_by_the_two_languages():
     assert _cosine(question, answer) > _cosine(question, other) + 0.05
 
 
-@pytest.mark.parametrize("backend", ["edge", "qdrant-local"])
-def test_both_embedded_backends_store_latent_vectors(tmp_path, backend):
-    dim = 8
-    index = EdgeIndex(tmp_path / "edge") if backend == "edge" else QdrantIndex("zhiku", path=tmp_path / "q")
-    try:
-        index.ensure(dim, "test-model")
-        rng = np.random.default_rng(2)
-        dense = rng.normal(size=(2, dim)).astype(np.float32)
-        dense /= np.linalg.norm(dense, axis=1, keepdims=True)
-        chunks = [Chunk(f"doc{i}", f"f{i}.md", "default", 0, f"Rule {i}.") for i in range(2)]
-        latent = [([16383, 7, 300], [0.6, 0.48, 0.64]), ([], [])]
-        index.upsert(chunks, dense, [sparse_document(c.text) for c in chunks], None, latent)
-        hits = {h.chunk.doc_id: h for h in index.query(dense[0], None, Scope(), 2)}
-        indices, values = hits["doc0"].latent
-        assert dict(zip(indices.tolist(), values.tolist())) == pytest.approx({16383: 0.6, 7: 0.48, 300: 0.64}, abs=1e-3)
-        assert hits["doc1"].latent is None  # a passage the model found no terms in keeps none
-        assert index.query(dense[0], None, Scope(), 2, vectors=False)[0].latent is None  # scores only
-    finally:
-        index.close()
+def test_both_embedded_backends_store_latent_vectors(embedded_index):
+    index, dim = embedded_index, TINY_DIM
+    rng = np.random.default_rng(2)
+    dense = rng.normal(size=(2, dim)).astype(np.float32)
+    dense /= np.linalg.norm(dense, axis=1, keepdims=True)
+    chunks = [Chunk(f"doc{i}", f"f{i}.md", "default", 0, f"Rule {i}.") for i in range(2)]
+    latent = [([16383, 7, 300], [0.6, 0.48, 0.64]), ([], [])]
+    index.upsert(chunks, dense, [sparse_document(c.text) for c in chunks], None, latent)
+    hits = {h.chunk.doc_id: h for h in index.query(dense[0], None, Scope(), 2)}
+    indices, values = hits["doc0"].latent
+    assert dict(zip(indices.tolist(), values.tolist())) == pytest.approx({16383: 0.6, 7: 0.48, 300: 0.64}, abs=1e-3)
+    assert hits["doc1"].latent is None  # a passage the model found no terms in keeps none
+    assert index.query(dense[0], None, Scope(), 2, vectors=False)[0].latent is None  # scores only
 
 
 def test_ingested_passages_carry_latent_vectors_and_the_ranker_reads_them(services, tmp_path):

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import older_edge_index
+from conftest import TINY_DIM, older_edge_index
 
-from zhiku.retrieval.edge import EdgeIndex
 from zhiku.retrieval.evaluate import tune_gate
-from zhiku.retrieval.index import QdrantIndex, Scope
+from zhiku.retrieval.index import Scope
 from zhiku.retrieval.keywords import MAX_UNITS, sentence_units
 from zhiku.retrieval.ranker import FEATURES, Query, features
 from zhiku.retrieval.search import Relevance
@@ -56,28 +55,22 @@ def test_ingested_passages_carry_the_vectors_of_their_sentences(services, tmp_pa
     assert row["sent_cos"] == pytest.approx(float((hit.sentences @ q).max()), abs=1e-5)
 
 
-@pytest.mark.parametrize("backend", ["edge", "qdrant-local"])
-def test_both_embedded_backends_store_sentence_vectors(tmp_path, backend):
-    dim = 8
-    index = EdgeIndex(tmp_path / "edge") if backend == "edge" else QdrantIndex("zhiku", path=tmp_path / "q")
-    try:
-        index.ensure(dim, "test-model")
-        rng = np.random.default_rng(1)
+def test_both_embedded_backends_store_sentence_vectors(embedded_index):
+    index, dim = embedded_index, TINY_DIM
+    rng = np.random.default_rng(1)
 
-        def unit(n):  # the model's vectors are unit length; a cosine index stores them normalised
-            v = rng.normal(size=(n, dim)).astype(np.float32)
-            return v / np.linalg.norm(v, axis=1, keepdims=True)
+    def unit(n):  # the model's vectors are unit length; a cosine index stores them normalised
+        v = rng.normal(size=(n, dim)).astype(np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
 
-        chunks = [Chunk(f"doc{i}", f"f{i}.md", "default", 0, f"Rule {i}. Another rule {i}.") for i in range(3)]
-        dense = unit(3)
-        sentences = [unit(2), np.zeros((0, dim), np.float32), unit(1)]
-        index.upsert(chunks, dense, [sparse_document(c.text) for c in chunks], sentences)
-        hits = {h.chunk.doc_id: h for h in index.query(dense[0], None, Scope(), 3)}
-        assert hits["doc0"].sentences.shape == (2, dim) and np.allclose(hits["doc0"].sentences, sentences[0], atol=1e-2)
-        assert hits["doc1"].sentences is None  # a passage of one sentence keeps only its own vector
-        assert hits["doc2"].sentences.shape == (1, dim)
-    finally:
-        index.close()
+    chunks = [Chunk(f"doc{i}", f"f{i}.md", "default", 0, f"Rule {i}. Another rule {i}.") for i in range(3)]
+    dense = unit(3)
+    sentences = [unit(2), np.zeros((0, dim), np.float32), unit(1)]
+    index.upsert(chunks, dense, [sparse_document(c.text) for c in chunks], sentences)
+    hits = {h.chunk.doc_id: h for h in index.query(dense[0], None, Scope(), 3)}
+    assert hits["doc0"].sentences.shape == (2, dim) and np.allclose(hits["doc0"].sentences, sentences[0], atol=1e-2)
+    assert hits["doc1"].sentences is None  # a passage of one sentence keeps only its own vector
+    assert hits["doc2"].sentences.shape == (1, dim)
 
 
 def test_an_index_built_before_sentence_vectors_still_answers(services, tmp_path):
