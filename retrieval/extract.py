@@ -62,6 +62,7 @@ class Span:
     share: float = 0.0  # keyword share with the heading and lead-in counting half
     own_share: float = 0.0  # keyword share of the span alone
     met: int = 0  # 1 meets the question's numeric condition, -1 states only others, 0 states none
+    sentence: "Span | None" = None  # the whole sentence a clause belongs to
 
     @property
     def key(self) -> str:
@@ -213,9 +214,10 @@ def _sentence_spans(hit_index: int, line: str, context: str, previous: str) -> l
         if len(sentence) < 6 or (not CJK.search(sentence) and len(sentence) < 12):
             continue
         ranges = conditions(sentence)
-        out.append(Span(hit_index, "sentence", sentence, sentence, context, ranges,
-                        paragraph=(body, original) if short else None,
-                        line=(body, original) if len(sentences) > 1 else None, at=at))
+        whole = Span(hit_index, "sentence", sentence, sentence, context, ranges,
+                     paragraph=(body, original) if short else None,
+                     line=(body, original) if len(sentences) > 1 else None, at=at)
+        out.append(whole)
         clauses = [c.strip() for c in _CLAUSE.split(sentence) if c.strip()]
         if len(clauses) >= 2:
             lead = sentence.split("：", 1)[0] if "：" in clauses[0] else ""
@@ -224,7 +226,7 @@ def _sentence_spans(hit_index: int, line: str, context: str, previous: str) -> l
                 shown = shown.rstrip("；;。 ")
                 if len(shown) >= 6:
                     out.append(Span(hit_index, "clause", shown, shown, context, conditions(shown), siblings=True,
-                                    lead=lead))
+                                    lead=lead, sentence=whole))
     return out
 
 
@@ -575,6 +577,7 @@ def choose(
         # the model's probability of this span relative to the best one: exp(score - best)
         if len(chosen) == MAX_SPANS or (chosen and np.exp(span.score - best) < KEEP):
             break
+        span = _whole_list(span)
         if not repeated(span):
             chosen.append(span)
     languages = {other[id(c)] for c in chosen}
@@ -588,6 +591,16 @@ def choose(
         if paragraph and not any(c is not span and c.hit == span.hit and c.quote in paragraph[1] for c in chosen):
             span.text, span.quote = paragraph
     return Choice(chosen, found.tables, found.passages)
+
+
+def _whole_list(span: Span) -> Span:
+    """A clause of alternatives by condition stands alone only when it meets the question's condition:
+    年假有几天？ quoted with 满 20 年及以上的，年假为 20 天 alone reads as 20 days for everyone."""
+    whole = span.sentence
+    if span.kind != "clause" or span.met > 0 or whole is None or len(whole.ranges) < 2:
+        return span
+    whole.score = span.score
+    return whole
 
 
 MAX_RUN = 400  # characters: sentences further apart than this are quoted apart

@@ -242,6 +242,14 @@ def test_extractive_answer_quotes_the_clause_that_matches_the_condition(sample_k
     assert "不满 10 年的，年假为 10 天" in _blocks(six)[0]
 
 
+def test_without_a_condition_the_whole_list_of_alternatives_is_quoted(sample_kb):
+    # regression: 年假有几天？ quoted 满 20 年及以上的，年假为 20 天 alone, which reads as 20 days for everyone
+    answer = sample_kb.answers.ask("年假有几天？", LOCAL_ADMIN)
+    assert answer.mode == "extractive" and answer.answerable
+    listed = [b for b in _blocks(answer) if "年假为" in b]
+    assert listed and all("年假为 10 天" in b and "年假为 15 天" in b and "年假为 20 天" in b for b in listed)
+
+
 def test_table_question_quotes_the_rows_with_their_header(sample_kb):
     answer = sample_kb.answers.ask("出差住宿报销标准是多少？", LOCAL_ADMIN)
     assert "| 城市类别 | 适用城市 | 住宿上限（每晚） | 伙食补贴（每天） |" in answer.text
