@@ -476,3 +476,30 @@ def asked_types(question: str) -> list[str]:
 def states_type(text: str, types: list[str]) -> bool:
     """Whether the text states a value of one of the kinds."""
     return any(ANSWER_TYPES[name][1].search(text) for name in types)
+
+
+# a question asking whether something is allowed (可以…吗, Can I …?) is answered by a sentence that allows,
+# forbids or limits it (不得, 只能, is not allowed, are blocked), not by one that merely shares its words
+_ASKS_PERMISSION = re.compile(
+    r"可以.{0,20}[吗么]|可不可以|能不能|能否|能.{0,20}[吗么]|行不行|行吗|允许|让不让|准不准|"
+    r"^\W*(can|could|may) (i|we|employees?|staff|they|an? |the |my |interns?|contractors?|visitors?)\b|"
+    r"\ballowed\b|\bpermitted\b|\bis it ok(ay)?\b|\bam i able\b",
+    re.I,
+)
+_STATES_RULE = re.compile(
+    r"不得|不能|不可|不准|不允许|禁止|严禁|不予|不接受|不以|不结转|只能|仅限|仅可|一律|原则上|方可|可以|可[\u4e00-\u9fff]|允许|"
+    r"\bnot (allowed|permitted|accepted|available|eligible)\b|\bmay( not)?\b|\bcannot\b|\bcan't\b|\bmust not\b|"
+    r"\bnever\b|\bonly\b|\bup to\b|\bat most\b|\b(is|are|be) (blocked|prohibited|forbidden|allowed|permitted|eligible|carried over)\b|"
+    r"\bdo not\b|\bnot be\b",
+    re.I,
+)
+
+
+def asks_permission(question: str) -> bool:
+    """Whether the question asks if something is allowed (可以用U盘吗？, Can I work from Hong Kong?)."""
+    return bool(_ASKS_PERMISSION.search(question))
+
+
+def states_rule(text: str) -> bool:
+    """Whether the text allows, forbids or limits something (不得进入机房, is not allowed, only in LantingVault)."""
+    return bool(_STATES_RULE.search(text))

@@ -187,3 +187,30 @@ def test_the_best_span_in_the_other_language_joins_an_answer_quoted_in_one_langu
         assert chosen[0].text.startswith("Eligible")
         assert [s.text for s in chosen[1:]] == (["员工每周最多可远程办公 3 天。"] if likely >= OTHER_KEEP else []), penalty
         assert likely < KEEP  # the rule, not the general threshold, adds it
+
+
+@pytest.mark.parametrize("question, asks", [
+    ("可以用U盘拷文件吗？", True), ("访客能不能进机房？", True), ("电子发票拍照上传行不行？", True),
+    ("Can I work remotely from Hong Kong for a week?", True), ("Am I allowed to fly instead?", True),
+    ("Is that allowed?", True), ("年假有几天？", False), ("Is my salary reduced during probation?", False),
+    ("Where must I keep my work passwords?", False),
+])
+def test_a_question_that_asks_whether_something_is_allowed(question, asks):
+    from zhiku.retrieval.text import asks_permission
+
+    assert asks_permission(question) is asks
+
+
+def test_a_permission_question_prefers_the_span_that_allows_or_forbids():
+    from zhiku.retrieval.text import states_rule
+
+    assert states_rule("访客不得进入机房和财务室。") and states_rule("USB storage devices are blocked on company laptops.")
+    assert states_rule("当年未使用的额度不结转到下一年。") and not states_rule("访客须在前台登记。")
+    text = ("Visitors sign in at the front desk and wear a visitor badge in the building.\n\n"
+            "Visitors are not allowed in the server room, even when accompanied.")
+    # only the new feature weighs: the sentence that forbids leads for a permission question, and nothing
+    # changes for a question that does not ask for permission (ties keep the passage's order)
+    allowed = choose("Can visitors go into the server room?", [_hit(text)], span_weights={"rule": 3.0}).spans
+    assert allowed[0].text.startswith("Visitors are not allowed")
+    where = choose("Where do visitors go in the server room?", [_hit(text)], span_weights={"rule": 3.0}).spans
+    assert where[0].text.startswith("Visitors sign in")
