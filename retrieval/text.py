@@ -489,14 +489,14 @@ _ASKS_PERMISSION = re.compile(
 _STATES_RULE = re.compile(
     r"不得|不能|不可|不准|不允许|禁止|严禁|不予|不接受|不以|不结转|只能|仅限|仅可|一律|原则上|方可|可以|可[\u4e00-\u9fff]|允许|"
     r"\bnot (allowed|permitted|accepted|available|eligible)\b|\bmay( not)?\b|\bcannot\b|\bcan't\b|\bmust not\b|"
-    r"\bnever\b|\bonly\b|\bup to\b|\bat most\b|\b(is|are|be) (blocked|prohibited|forbidden|allowed|permitted|eligible|carried over)\b|"
-    r"\bdo not\b|\bnot be\b",
+    r"\bnever\b|\bonly\b|\bup to\b|\bat most\b|\bdo not\b|\bnot be\b|"
+    r"\b(is|are|be) (blocked|prohibited|forbidden|allowed|permitted|eligible|carried over)\b",
     re.I,
 )
 
 
 def asks_permission(question: str) -> bool:
-    """Whether the question asks if something is allowed (可以用U盘吗？, Can I work from Hong Kong?)."""
+    """Whether the question asks if something is allowed (访客可以进机房吗？, Can I work from Hong Kong?)."""
     return bool(_ASKS_PERMISSION.search(question))
 
 

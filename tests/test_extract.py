@@ -190,7 +190,7 @@ def test_the_best_span_in_the_other_language_joins_an_answer_quoted_in_one_langu
 
 
 @pytest.mark.parametrize("question, asks", [
-    ("可以用U盘拷文件吗？", True), ("访客能不能进机房？", True), ("电子发票拍照上传行不行？", True),
+    ("访客可以进机房吗？", True), ("访客能不能进机房？", True), ("电子发票拍照上传行不行？", True),
     ("Can I work remotely from Hong Kong for a week?", True), ("Am I allowed to fly instead?", True),
     ("Is that allowed?", True), ("年假有几天？", False), ("Is my salary reduced during probation?", False),
     ("Where must I keep my work passwords?", False),
