@@ -214,3 +214,28 @@ def test_a_permission_question_prefers_the_span_that_allows_or_forbids():
     assert allowed[0].text.startswith("Visitors are not allowed")
     where = choose("Where do visitors go in the server room?", [_hit(text)], span_weights={"rule": 3.0}).spans
     assert where[0].text.startswith("Visitors sign in")
+
+
+def test_a_paraphrase_that_shares_no_keyword_is_compared_by_meaning():
+    """Only the best spans by keywords used to be compared by meaning: a sentence that answers in other
+    words (salaries are transferred … for "When do I get paid?") lost to any sentence that shares a word.
+    The sentence vectors the index keeps are compared too, at no embedding cost."""
+    from zhiku.retrieval.extract import SEMANTIC_SPANS, candidates, SPAN_FEATURES
+    from zhiku.retrieval.keywords import sentence_units
+
+    places = ["the basement", "level 2", "the east gate", "the north gate", "the loading bay", "level 3",
+              "the west wing", "the garden", "the roof", "the lobby", "the car park", "the annex", "level 5",
+              "the cafe"]
+    sharing = [f"Visitors get a paid parking ticket at {place}." for place in places[: SEMANTIC_SPANS + 2]]
+    answer = "Salaries are transferred to your bank account on the 10th of every month."
+    text = " ".join(sharing + [answer])
+    embedder = E5Embedder()
+    hit = _hit(text, heading="Pay")
+    hit.sentences = embedder.embed_passages(sentence_units(text))  # as the index stores them
+    assert len(hit.sentences) == len(sentence_units(text))
+    question = "When do I get paid?"
+    found = candidates(question, [hit], embedder=embedder)
+    meaning = found.features[:, SPAN_FEATURES.index("meaning")]
+    by_text = {s.text: m for s, m in zip(found.spans, meaning)}
+    # compared, not given the floor of those left out, and the closest of all by meaning
+    assert by_text[answer] > min(meaning) and by_text[answer] == max(meaning)
