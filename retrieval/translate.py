@@ -39,6 +39,7 @@ _WORDS = re.compile(r"[a-z][a-z\-']*")
 _MAX_PHRASE = 3
 _PER_TERM = 2
 _SENSES = 8
+_SAME_SENSE = 2  # words of the same sense looked for in place of a Chinese word no passage uses
 _CANDIDATES = 12  # Chinese words kept per English gloss; the corpus decides among them
 _NUMERAL = re.compile(r"[\d一二两三四五六七八九十百千万零]+")  # 十二年: the quantity parser reads numbers
 # relative time words name no topic, and read as a bare "year" or "day" once "this" or "next" is dropped
@@ -166,6 +167,8 @@ class Translator:
         # every sense of a Chinese word as English terms, for reading a Chinese passage in English
         self._zh_stems: dict[str, tuple[str, ...]] = {}
         self._glossary_terms: re.Pattern | None = None  # the glossary's Chinese terms, longest first
+        self._glossary_senses: dict[str, list[str]] = {}  # glossary term → its senses
+        self._glossary_words: dict[str, list[str]] = {}  # glossary sense → its terms
         self._lock = threading.Lock()
 
     def _load(self) -> None:
@@ -203,6 +206,8 @@ class Translator:
             for word, senses in self._company + _glossary():
                 merged[word] = list(dict.fromkeys(merged.get(word, []) + senses))
             glossary = list(merged.items())
+            self._glossary_senses = dict(glossary)
+            self._glossary_words = chosen
             for word, senses in glossary:
                 self._zh_to_en[word] = list(dict.fromkeys(senses + self._zh_to_en.get(word, [])))[:_SENSES]
                 self._zh_stems[word] = tuple(sorted(set(self._zh_stems.get(word, ())) | _stems(senses)))
@@ -234,10 +239,24 @@ class Translator:
         else:
             found = self._to_chinese(query)
             senses = _PER_TERM
-        if present is not None:
-            held = present({w for _, words in found for w in words})
-            found = [(phrase, sorted(words, key=lambda w: w not in held)) for phrase, words in found]
-        return [(phrase, words[:senses]) for phrase, words in found]
+        if present is None:
+            return [(phrase, words[:senses]) for phrase, words in found]
+        held = present({w for _, words in found for w in words})
+        found = [(phrase, sorted(words, key=lambda w: w not in held)) for phrase, words in found]
+        if not is_chinese(query):
+            return [(phrase, words[:senses]) for phrase, words in found]
+        # a glossary term is also looked for as the other terms of its sense that the knowledge base uses:
+        # a question says 报账 and 打车 where the policy writes 报销 and 出租车 (the dictionary's senses are
+        # too loose for this: 作为 "act" is not 行为)
+        alike = {phrase: self._same_sense(phrase) for phrase, _ in found}
+        held = present({w for words in alike.values() for w in words})
+        return [(phrase, words[:senses] + [w for w in alike[phrase] if w in held][:_SAME_SENSE])
+                for phrase, words in found]
+
+    def _same_sense(self, word: str) -> list[str]:
+        """The other glossary terms whose senses hold the word's usual (first) glossary sense, in glossary order."""
+        return list(dict.fromkeys(other for sense in self._glossary_senses.get(word, ())[:1]
+                                  for other in self._glossary_words.get(sense, ()) if other != word))
 
     def gloss(self, text: str) -> frozenset[str]:
         """English terms of every dictionary sense of the Chinese words in a text (产假 → maternity, leave and

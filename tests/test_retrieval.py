@@ -14,10 +14,10 @@ from zhiku.ingest.chunking import Chunker
 from zhiku.ingest.parsers import parse_bytes
 from zhiku.retrieval.edge import EdgeIndex
 from zhiku.retrieval.index import QdrantIndex, Scope
-from zhiku.retrieval.keywords import question_groups
+from zhiku.retrieval.keywords import Text, question_groups
 from zhiku.retrieval.rerank import LexicalReranker
 from zhiku.retrieval.search import Searcher
-from zhiku.retrieval.text import keywords, sparse_document, terms
+from zhiku.retrieval.text import CJK as CJK_WORD, keywords, sparse_document, terms
 from zhiku.retrieval.translate import Translator
 from zhiku.retrieval.types import LOCAL_ADMIN, Chunk, Hit
 
@@ -114,7 +114,7 @@ def test_english_question_reaches_chinese_document(tmp_path, sample_chunks, tran
 def test_the_gate_knows_which_words_the_readable_documents_use(tmp_path, sample_chunks, translator, backend):
     """A question in words no readable passage uses is refused however its best passage scores; a question
     in the other language whose translated words the documents use is answered."""
-    from zhiku.retrieval.keywords import question_groups
+    from zhiku.retrieval.keywords import Text, question_groups
 
     embedder = sample_chunks[0]
     index = _fill(EdgeIndex(tmp_path / "edge") if backend == "edge" else QdrantIndex("zhiku", path=tmp_path / "local"),
@@ -171,6 +171,22 @@ def test_dictionary_verbs_are_found_without_their_to(translator):
     assert dict(handbook.expand_groups("Do I have to resign in writing?"))["resign"][0] == "离职"
     assert "resign" in translator.senses("离职")
     assert "clock on" in translator.senses("打卡")
+
+
+def test_a_glossary_term_is_also_looked_for_as_the_terms_of_its_sense_the_knowledge_base_uses(translator):
+    """Employees ask in everyday words (打车, 报账) where the policy writes 出租车 and 报销: a Chinese keyword
+    is matched through the glossary terms of its usual sense that some passage uses, and through no
+    dictionary sense (作为 is "as" in a question, not 行为, an act)."""
+    policy = translator.within(lambda words: {"出租车", "网约车", "报销", "行为"} & set(words))
+    found = dict(policy.expand_groups("打车报账除了发票还要交什么？", senses=8))
+    assert found["打车"][-2:] == ["出租车", "网约车"] and found["报账"][-1] == "报销"
+    assert not any("行为" in words for words in policy.expand_groups("我作为新员工要做什么？", senses=8))
+    # only words some passage uses, and a keyword search finds the passage that never says 打车
+    nothing = translator.within(lambda words: set())
+    assert not any(CJK_WORD.search(w) for _, words in nothing.expand_groups("打车报账", senses=8) for w in words)
+    assert "出租车" in policy.expand("打车报账")
+    (taxi,) = [g for g in question_groups("打车报账除了发票还要交什么？", policy) if g.text == "打车"]
+    assert Text("乘坐出租车或网约车的，须同时提供发票和行程单。").matches(taxi)
 
 
 def test_chinese_words_the_dictionary_lacks_are_read_by_their_parts(translator):
@@ -364,7 +380,7 @@ def test_the_ranker_does_not_inherit_the_order_of_tied_fused_scores():
 def test_the_ranker_knows_which_passage_states_the_kind_of_value_asked_for():
     import numpy as np
 
-    from zhiku.retrieval.keywords import question_groups
+    from zhiku.retrieval.keywords import Text, question_groups
     from zhiku.retrieval.ranker import FEATURES, WEIGHTS, Query, features
 
     texts = ["审批人按单笔金额审批报销单：2000 元及以下由直属上级审批。",
