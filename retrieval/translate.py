@@ -41,6 +41,7 @@ _PER_TERM = 2
 _SENSES = 8
 _SAME_SENSE = 2  # words of the same sense looked for in place of a Chinese word no passage uses
 _CANDIDATES = 12  # Chinese words kept per English gloss; the corpus decides among them
+_ACRONYM = re.compile(r"[A-Z]{2,5}")
 _NUMERAL = re.compile(r"[\d一二两三四五六七八九十百千万零]+")  # 十二年: the quantity parser reads numbers
 # relative time words name no topic, and read as a bare "year" or "day" once "this" or "next" is dropped
 _DEIXIS = frozenset("今年 明年 去年 今天 明天 昨天 后天 前天 本月 下月 上月 本周 下周 上周 现在 目前 最近".split())
@@ -187,6 +188,11 @@ class Translator:
                     if 0 < len(words) <= _MAX_PHRASE and " ".join(words) == gloss:
                         candidates[gloss].add(word)
                         glosses.append(gloss)
+                        # an acronym that leads a name says it alone: a policy writes "USB storage
+                        # devices", not "USB flash drive" (U盘), and "QR" for a QR code (二维码)
+                        lead = definition.split()[0] if len(words) > 1 else ""
+                        if _ACRONYM.fullmatch(lead) and lead.lower() not in STOP_EN:
+                            glosses.append(lead.lower())
                 if glosses and word not in self._zh_to_en:
                     self._zh_to_en[word] = glosses[:_SENSES]
                 # a place or person is glossed with a long description: its name is the first word

@@ -189,6 +189,15 @@ def test_a_glossary_term_is_also_looked_for_as_the_terms_of_its_sense_the_knowle
     assert Text("乘坐出租车或网约车的，须同时提供发票和行程单。").matches(taxi)
 
 
+def test_an_acronym_that_leads_a_dictionary_name_is_a_sense_of_its_own(translator):
+    """CC-CEDICT reads U盘 as "USB flash drive", a phrase an English policy never writes ("USB storage
+    devices are blocked"): the acronym alone is also a sense, so the keyword matches the policy."""
+    assert translator.senses("u盘")[:2] == ["usb flash drive", "usb"] and "qr" in translator.senses("二维码")
+    (stick,) = [g for g in question_groups("能用U盘拷文件吗？", translator) if g.text == "u盘"]
+    assert Text("USB storage devices are blocked on company laptops.").matches(stick)
+    assert not Text("Portable storage devices are blocked on company laptops.").matches(stick)
+
+
 def test_chinese_words_the_dictionary_lacks_are_read_by_their_parts(translator):
     """The segmenter keeps 安全意识 whole, the dictionary only knows its parts: a Chinese question about an
     English policy must still reach "safe" and "awareness", and the word stays one keyword (its parts take
