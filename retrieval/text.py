@@ -361,11 +361,11 @@ def quantities(question: str) -> list[Quantity]:
     """Numbers in a question with their units: 工作满十二年 → 12 years, above 50,000 yuan → 50000+."""
     text = normalize_numbers(question)
     out = []
-    for m in re.finditer(_NUM + _UNIT, text, re.I):
+    for m in re.finditer(_NUM + r"(多|余)?" + _UNIT, text, re.I):  # 四十多天: more than 40 days
         before, after = text[max(0, m.start() - 12) : m.start()].lower(), text[m.end() : m.end() + 2]
         if re.search(r"\d[:.]$", before) or after.startswith(":"):
             continue  # a time of day such as 10:00 is not a quantity
-        dimension, factor = _unit(m.group(2))
+        dimension, factor = _unit(m.group(3))
         if dimension is None:
             continue  # a bare number is not a condition to meet
         if factor == _unit("年")[1] and re.fullmatch(r"(19|20|21)\d\d", m.group(1)):
@@ -373,8 +373,8 @@ def quantities(question: str) -> list[Quantity]:
         if float(m.group(1)) == 1 and not re.search(r"(满|超过|不满|未满|above|over|more than|after|at least)\s*$", before):
             continue  # 一个月的加班, 一次, per year: a unit of measure, not a condition
         bias = 0.0
-        if re.search(r"(above|over|more than|exceed\w*|超过|多于|高于|大于)\s*$", before) or "多" in (m.group(2) or "") \
-                or after.startswith("多"):
+        if re.search(r"(above|over|more than|exceed\w*|超过|多于|高于|大于)\s*$", before) or "多" in (m.group(3) or "") \
+                or m.group(2) or after.startswith("多"):
             bias = 0.5
         elif re.search(r"(below|under|less than|fewer than|不到|不满|低于|少于)\s*$", before):
             bias = -0.5

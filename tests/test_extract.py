@@ -33,6 +33,10 @@ def test_question_quantities_meet_the_conditions_of_their_clause():
     two_months = quantities("费用发生两个多月了还能报销吗？")  # months meet a condition stated in days
     assert not any(r.contains(q) for r in conditions("超过 30 天但未超过 60 天的") for q in two_months)
     assert any(r.contains(q) for r in conditions("超过 60 天的费用") for q in two_months)
+    forty_odd = quantities("票拖了四十多天还没报，还能报吗？")  # N多天 is more than N days
+    assert [(q.value, q.bias > 0) for q in forty_odd] == [(40.0, True)]
+    assert any(r.contains(q) for r in conditions("超过 30 天但未超过 60 天的") for q in forty_odd)
+    assert not any(r.contains(q) for r in conditions("30 天内提交") for q in forty_odd)
     above = quantities("Who approves a claim above 50,000 yuan?")
     assert not any(r.contains(q) for r in conditions("| 10000 元以上至 50000 元 | 财务总监 |") for q in above)
     assert any(r.contains(q) for r in conditions("| 50000 元以上 | 首席执行官 |") for q in above)
