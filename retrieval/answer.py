@@ -15,7 +15,7 @@ from zhiku.retrieval.index import Scope
 from zhiku.retrieval.keywords import Text, question_groups
 from zhiku.retrieval.llm import OllamaChat, escape
 from zhiku.retrieval.search import Searcher, term_coverage
-from zhiku.retrieval.text import count_tokens, is_chinese, language_of, terms
+from zhiku.retrieval.text import count_tokens, is_chinese, keywords, language_of, terms
 from zhiku.retrieval.types import Answer, Citation, Hit, User
 from zhiku.core.errors import OllamaUnavailable
 
@@ -397,5 +397,11 @@ def depends_on_context(question: str) -> bool:
     size = len(re.sub(r"[\s\W]", "", text)) if chinese else len(text.split())
     if _POINTS_BACK.search(text) and size <= (12 if chinese else 8):
         return True
-    # a fragment: one keyword or none (在几楼？, Why?)
-    return len(question_groups(text)) <= 1 and size <= (6 if chinese else 3)
+    # a fragment: no keyword (Why?, 多少钱？), or one that does not open it (在几楼？, Which floor?); a short
+    # question that opens with its subject stands alone (丧假有几天？, 产假多少天？)
+    groups = question_groups(text)
+    if len(groups) > 1 or size > (6 if chinese else 3):
+        return False
+    opening = re.sub(r"^[\s\W]+", "", text).lower()
+    return not groups or not (opening.startswith(groups[0].text) if chinese
+                              else groups[0].text in keywords(re.split(r"[^\w'-]+", opening)[0]))

@@ -143,7 +143,10 @@ def test_neighbouring_chunks_are_read_as_one_passage_and_nothing_is_quoted_twice
 
 @pytest.mark.parametrize("question, depends", [
     ("那病假呢？", True), ("产假呢？", True), ("What about interns?", True), ("And for fathers?", True),
-    ("How often does it have to be changed?", True), ("在几楼？", True),
+    ("How often does it have to be changed?", True), ("在几楼？", True), ("多少钱？", True), ("Why?", True),
+    ("Which floor?", True),
+    # short, but opening with its subject: a question of its own, not a fragment of the earlier one
+    ("丧假有几天？", False), ("产假多少天？", False), ("Interns?", False),
     ("What is the capital of France?", False), ("USB 存储设备可以用吗？", False), ("How long is maternity leave?", False),
     ("I'm submitting a receipt 45 days after the expense. Can it still be reimbursed?", False),
 ])
