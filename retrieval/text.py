@@ -181,6 +181,8 @@ _QUESTION_RUN = re.compile(
     "|".join(sorted((w for w in QUESTION_WORDS_ZH if len(w) > 1 and w not in ("可以", "需要", "我们")),
                     key=len, reverse=True))
     + r"|[吗呢吧](?=[？?！!。，,\s]|$)"
+    # 几 before any other measure word asks too (在几楼？ is about 楼, 买几台 about 台); 几乎 and 茶几 are words
+    + r"|(?<!茶)几(?=[\u4e00-\u9fff])(?!乎)"
 )
 
 

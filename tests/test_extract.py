@@ -77,6 +77,9 @@ def test_question_keywords_drop_the_asking_words():
     assert keywords("工作满十二年的员工每年有几天年假？") == ["工作", "满", "十二年", "员工", "每年", "年假"]
     assert keywords("出差住宿报销标准是多少？") == ["出差", "住宿", "报销", "标准"]
     assert keywords("How long is maternity leave?") == ["maternity", "leave"]
+    # 几 asks before any measure word: the follow-up 在几楼？ is about 楼 (总部 4 楼设有员工健身房)
+    assert keywords("健身房在几楼？") == ["健身房", "楼"]
+    assert "几乎" in keywords("几乎每天都要加班吗？")  # a word, not a question
 
 
 def test_question_keywords_drop_fillers_and_glued_auxiliaries():
