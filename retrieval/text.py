@@ -172,7 +172,7 @@ _AUXILIARY = frozenset("能要会可还就都也再被来去着了过掉完得�
 QUESTION_WORDS_EN = frozenset(
     """how much many long often soon quickly early late far what which who whom whose when where why
     can could may might must should shall will would do does did is are am was were i my me we our you your
-    get allowed i'm i've i'd""".split()
+    get allowed i'm i've i'd called""".split()
 )
 
 
@@ -216,8 +216,9 @@ def keywords(text: str) -> list[str]:
     out: list[str] = []
     for run in _runs().findall(strip_question_words(text).lower()):
         if not CJK.match(run):  # an English word, or one that begins in latin letters (u盘)
-            if run not in STOP_EN and run not in QUESTION_WORDS_EN:
-                out.append(_stem(re.sub(r"'s$", "", run)))  # Lanting's → lanting
+            word = re.sub(r"'s$", "", run)  # Lanting's → lanting; what's asks like what
+            if word not in STOP_EN and word not in QUESTION_WORDS_EN:
+                out.append(_stem(word))
             continue
         words = [piece for w in segment(run) if w.strip() for piece in _peel(w)]
         merged: list[str] = []

@@ -80,6 +80,10 @@ def test_question_keywords_drop_the_asking_words():
     # 几 asks before any measure word: the follow-up 在几楼？ is about 楼 (总部 4 楼设有员工健身房)
     assert keywords("健身房在几楼？") == ["健身房", "楼"]
     assert "几乎" in keywords("几乎每天都要加班吗？")  # a word, not a question
+    # "what's" asks like "what", and "What is the VPN called?" is about the VPN alone: a question word left
+    # as a keyword no passage holds made the gate refuse it
+    assert keywords("What's the exact address of our Hangzhou HQ?") == ["exact", "address", "hangzhou", "hq"]
+    assert keywords("What is the VPN called?") == ["vpn"]
 
 
 def test_question_keywords_drop_fillers_and_glued_auxiliaries():
