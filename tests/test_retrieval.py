@@ -187,6 +187,11 @@ def test_a_glossary_term_is_also_looked_for_as_the_terms_of_its_sense_the_knowle
     assert "出租车" in policy.expand("打车报账")
     (taxi,) = [g for g in question_groups("打车报账除了发票还要交什么？", policy) if g.text == "打车"]
     assert Text("乘坐出租车或网约车的，须同时提供发票和行程单。").matches(taxi)
+    # 到账 (money arrives) is paid out: a salary is 发放, an expense claim 付款
+    payroll = translator.within(lambda words: {"发放", "付款"} & set(words))
+    (arrives,) = [g for g in question_groups("报销多久到账？", payroll) if g.text == "到账"]
+    assert Text("报销单审核通过后，财务部在每周二和周五统一付款。").matches(arrives)
+    assert Text("公司每月 10 日发放上一个自然月的工资。").matches(arrives)
 
 
 def test_an_acronym_that_leads_a_dictionary_name_is_a_sense_of_its_own(translator):
