@@ -318,18 +318,26 @@ class AnswerService:
         depends = depends_on_context(question)
         if relevant and not depends:
             return question, relevant, None
+        # the subject is the latest question that stood alone: after 出差去深圳住酒店能报多少？ → 吃饭呢？,
+        # 那去香港呢？ still asks about travel, not about 吃饭呢？ alone
+        subject = next((p for p in reversed(previous) if not depends_on_context(p)), previous[-1])
         rewritten = self.rewrite(question, history) if depends else None
-        rewritten = rewritten or f"{previous[-1]} {question}"
+        rewritten = rewritten or f"{subject} {question}"
         hits = self.searcher.search(rewritten, user, k=self.top_k, collections=collections, remember=True)
         found = self.searcher.relevant(hits)
-        if found and self._keeps_own_words(question, found, depends):
-            return rewritten, found, previous[-1]
+        if found and self._keeps_own_words(question, found, depends,
+                                           self.searcher.translator_for(Scope.for_user(user, collections))):
+            return rewritten, found, subject
         return question, relevant, None
 
-    def _keeps_own_words(self, question: str, hits: list[Hit], depends: bool) -> bool:
+    def _keeps_own_words(self, question: str, hits: list[Hit], depends: bool, translator) -> bool:
         """Whether the rewritten query's best passages hold the question's own keywords (or their
-        translation); a question without keywords of its own (那呢？) relies on the conversation entirely."""
-        groups = question_groups(question, self.searcher.translator)
+        translation, or the terms of the same sense the knowledge base uses: 吃饭呢？ is answered by 伙食补贴);
+        a question without keywords of its own (那呢？) relies on the conversation entirely.
+
+        translator: the dictionary as the search read it (Searcher.translator_for).
+        """
+        groups = question_groups(question, translator)
         if not groups:
             return depends
         gloss = self.searcher.translator.gloss if self.searcher.translator is not None and not is_chinese(question) else None

@@ -316,6 +316,28 @@ def test_a_follow_up_that_says_one_for_the_earlier_subject_uses_the_conversation
     assert "2000 元及以下" not in answer.text  # the row of the earlier amount is not this answer
 
 
+def test_a_follow_up_in_everyday_words_keeps_the_subject_the_policy_words_otherwise(sample_kb):
+    """吃饭呢？ after a hotel question asks about meals on that trip: the travel table says 伙食补贴, never 吃饭,
+    and the follow-up is still read with the conversation (through the glossary's terms of the same sense)."""
+    history = [{"role": "user", "content": "出差去深圳住酒店能报多少？"},
+               {"role": "assistant", "content": "> | 一线城市 | 北京、上海、广州、深圳 | 600 元 | 120 元 | [1]"}]
+    answer = sample_kb.answers.ask("吃饭呢？", LOCAL_ADMIN, history)
+    assert answer.query == "出差去深圳住酒店能报多少？ 吃饭呢？"
+    assert "| 一线城市 | 北京、上海、广州、深圳 | 600 元 | 120 元 |" in answer.text
+
+
+def test_a_second_follow_up_keeps_the_subject_of_the_question_they_follow(sample_kb):
+    """Interns, then contractors: the second follow-up is read with the question that stood alone (working
+    from home), not with "What about interns?", which says nothing about the subject."""
+    history = [{"role": "user", "content": "How many days a week can I work from home?"},
+               {"role": "assistant", "content": "> Eligible employees may work remotely for up to 3 days per week. [1]"},
+               {"role": "user", "content": "What about interns?"},
+               {"role": "assistant", "content": "> Interns and contractors may work remotely only if … [1]"}]
+    answer = sample_kb.answers.ask("And contractors?", LOCAL_ADMIN, history)
+    assert answer.query == "How many days a week can I work from home? And contractors?"
+    assert "Interns and contractors may work remotely only if their contract explicitly allows it" in _blocks(answer)[0]
+
+
 PETS = ("# Pets at work\n\nDogs are welcome in the office on Fridays if they are house-trained and vaccinated. "
         "Cats and other pets are not allowed. Register your dog with the front desk one day in advance.")
 
