@@ -318,8 +318,8 @@ class AnswerService:
         depends = depends_on_context(question)
         if relevant and not depends:
             return question, relevant, None
-        # the subject is the latest question that stood alone: after 出差去深圳住酒店能报多少？ → 吃饭呢？,
-        # 那去香港呢？ still asks about travel, not about 吃饭呢？ alone
+        # the subject is the latest question that stood alone: after "How many days a week can I work from
+        # home?" → "What about interns?", "And contractors?" still asks about working from home
         subject = next((p for p in reversed(previous) if not depends_on_context(p)), previous[-1])
         rewritten = self.rewrite(question, history) if depends else None
         rewritten = rewritten or f"{subject} {question}"
