@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
 import os
+import pickle
 import shutil
 import socket
 import subprocess
@@ -82,19 +84,49 @@ def services(make_services):
     return make_services()
 
 
+def built_once(tmp_path_factory, name: str, build):
+    """What `build(directory)` makes, made once for the whole run and shared by the xdist workers (each
+    worker would otherwise embed the same sample again): returns a copy of the directory of this caller's
+    own, which its tests may change, and build's return value (pickled)."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the workers' common directory
+    master, ready = root / f"shared-{name}", root / f"shared-{name}.pickle"
+    with open(root / f"shared-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the first worker builds, the others wait for it
+        if not ready.exists():
+            shutil.rmtree(master, ignore_errors=True)
+            master.mkdir()
+            value = build(master)
+            ready.write_bytes(pickle.dumps(value))
+    copy = tmp_path_factory.mktemp(name) / "copy"
+    shutil.copytree(master, copy)
+    return copy, pickle.loads(ready.read_bytes())
+
+
+def _sample_settings(data_dir: Path):
+    from zhiku.core.settings import load_settings
+
+    # explicit values: a session fixture is built before the per-test environment is isolated
+    return load_settings(data_dir=data_dir, ollama_host=None, qdrant_url=None, embed_model="multilingual-e5-small",
+                         index_name="zhiku")
+
+
 @pytest.fixture(scope="session")
 def sample_kb(tmp_path_factory):
-    """Services over the sample handbook, ingested once per session; extractive answers (no Ollama)."""
-    from zhiku.core.settings import load_settings
+    """Services over the sample handbook, ingested once per run; extractive answers (no Ollama)."""
     from zhiku.retrieval.types import LOCAL_ADMIN
     from zhiku.services import build_services
 
-    # explicit values: a session fixture is built before the per-test environment is isolated
-    settings = load_settings(data_dir=tmp_path_factory.mktemp("sample-kb") / "data", ollama_host=None,
-                             qdrant_url=None, embed_model="multilingual-e5-small", index_name="zhiku")
-    services = build_services(settings)
-    results = services.ingestor.ingest_paths([SAMPLE], "default", LOCAL_ADMIN)
-    assert results and all(r.status == "added" for r in results)
+    def ingest(directory: Path) -> list[str]:
+        services = build_services(_sample_settings(directory / "data"))
+        try:
+            return [r.status for r in services.ingestor.ingest_paths([SAMPLE], "default", LOCAL_ADMIN)]
+        finally:
+            services.close()
+
+    copy, statuses = built_once(tmp_path_factory, "sample-kb", ingest)
+    assert statuses and all(s == "added" for s in statuses)
+    services = build_services(_sample_settings(copy / "data"))
     yield services
     services.close()
 

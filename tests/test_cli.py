@@ -8,16 +8,19 @@ import pytest
 
 from pathlib import Path
 
-from conftest import SAMPLE, run_cli
+from conftest import SAMPLE, built_once, run_cli
 
 
 @pytest.fixture(scope="module")
 def kb(tmp_path_factory):
-    """A data dir with the sample handbook ingested through the CLI."""
-    env = {"ZHIKU_DATA_DIR": str(tmp_path_factory.mktemp("kb") / "data")}
-    result = run_cli("ingest", str(SAMPLE), "--json", env=env)
-    assert result.returncode == 0, result.stderr
-    return env, json.loads(result.stdout)
+    """A data dir with the sample handbook ingested through the CLI (once a run; each worker has a copy)."""
+    def ingest(directory):
+        result = run_cli("ingest", str(SAMPLE), "--json", env={"ZHIKU_DATA_DIR": str(directory / "data")})
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    copy, report = built_once(tmp_path_factory, "cli-kb", ingest)
+    return {"ZHIKU_DATA_DIR": str(copy / "data")}, report
 
 
 def _json(result):

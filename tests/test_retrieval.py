@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import SAMPLE, ZHIKU, run_cli
+from conftest import SAMPLE, ZHIKU, built_once, run_cli
 from zhiku.core.errors import GlossaryError
 from zhiku.ingest.chunking import Chunker
 from zhiku.ingest.parsers import parse_bytes
@@ -37,18 +37,24 @@ def translator():
 
 
 @pytest.fixture(scope="module")
-def sample_chunks():
-    """Chunks of three sample documents (Chinese and English), embedded once, with their latent-term vectors."""
+def sample_chunks(tmp_path_factory):
+    """Chunks of three sample documents (Chinese and English), embedded once a run, with their latent-term
+    vectors."""
     from zhiku.retrieval.embeddings import E5Embedder
 
     embedder = E5Embedder()
-    chunks = []
-    for name in ("员工手册.pdf", "Remote_Work_Policy.pdf", "报销制度.md"):
-        pieces = Chunker().split(parse_bytes((SAMPLE / name).read_bytes(), name))
-        chunks += [Chunk(f"doc-{name}", name, "default", i, p.text, p.page, p.heading, (p.start, p.end),
-                         chunk_count=len(pieces)) for i, p in enumerate(pieces)]
-    dense = embedder.embed_passages([c.text for c in chunks])
-    return embedder, chunks, dense, [sparse_document(c.text) for c in chunks], embedder.latent([c.text for c in chunks])
+
+    def embed(_directory):
+        chunks = []
+        for name in ("员工手册.pdf", "Remote_Work_Policy.pdf", "报销制度.md"):
+            pieces = Chunker().split(parse_bytes((SAMPLE / name).read_bytes(), name))
+            chunks += [Chunk(f"doc-{name}", name, "default", i, p.text, p.page, p.heading, (p.start, p.end),
+                             chunk_count=len(pieces)) for i, p in enumerate(pieces)]
+        texts = [c.text for c in chunks]
+        return chunks, embedder.embed_passages(texts), [sparse_document(t) for t in texts], embedder.latent(texts)
+
+    _, (chunks, dense, sparse, latent) = built_once(tmp_path_factory, "sample-chunks", embed)
+    return embedder, chunks, dense, sparse, latent
 
 
 def _fill(index, sample_chunks):
@@ -324,9 +330,8 @@ def test_reranker_reorders_a_deeper_candidate_list(tmp_path, sample_chunks):
         index.close()
 
 
-def test_eval_reports_every_configuration(tmp_path):
-    env = {"ZHIKU_DATA_DIR": str(tmp_path / "kb")}
-    assert run_cli("ingest", str(SAMPLE), env=env).returncode == 0
+def test_eval_reports_every_configuration(sample_kb, tmp_path):
+    env = {"ZHIKU_DATA_DIR": str(sample_kb.settings.data_dir)}
     qa = tmp_path / "qa.jsonl"
     lines = [
         {"question": "工作满十二年的员工每年有几天年假？", "evidence": "年假为 15 天", "kind": "zh"},
