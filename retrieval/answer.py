@@ -340,7 +340,7 @@ class AnswerService:
         groups = question_groups(question, translator)
         if not groups:
             return depends
-        gloss = self.searcher.translator.gloss if self.searcher.translator is not None and not is_chinese(question) else None
+        gloss = translator.gloss if translator is not None and not is_chinese(question) else None
         for hit in hits[:3]:
             text = Text(hit.chunk.text, gloss(hit.chunk.text) if gloss else None)
             if sum(text.matches(g) for g in groups) >= max(1, (len(groups) + 1) // 2):

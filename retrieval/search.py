@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -12,6 +13,7 @@ import numpy as np
 from zhiku.retrieval.embeddings import Embedder, latent_of
 from zhiku.retrieval.index import Fusion, Index, Scope
 from zhiku.retrieval.keywords import Text, question_groups, translated_keywords
+from zhiku.retrieval.names import Names
 from zhiku.retrieval.ranker import LinearRanker, Query, features
 from zhiku.retrieval.text import CJK, language_of, quantities, sparse_query, term_id, terms
 from zhiku.retrieval.types import Hit, User
@@ -20,6 +22,12 @@ log = logging.getLogger(__name__)
 
 MODES = ("hybrid", "dense", "sparse")
 POOL = 30  # candidates the ranker reorders; the evidence of every shipped question is in the fused top 30
+# the names the passages give in both languages are read again when the scope's chunk count changes, and at
+# the latest this often (a document replaced by one of as many chunks); the count is looked at most once a
+# NAMES_CHECK seconds (one question reads the dictionary several times)
+NAMES_AGE = 600.0
+NAMES_CHECK = 2.0
+NAMES_SCAN = 200_000  # chunks read for names at most (the first ones of a larger scope)
 
 
 def term_coverage(query_terms: list[str], text: str) -> float:
@@ -96,6 +104,8 @@ class Searcher:
         # the answer stage compares the question with quoted spans: it reuses the search's embedding
         self._vectors: OrderedDict[tuple[str, str], object] = OrderedDict()
         self._vectors_lock = threading.Lock()
+        self._names: dict[tuple, tuple[int, float, float, Names]] = {}  # scope → (chunks, read, checked, names)
+        self._names_lock = threading.Lock()
 
     def search(
         self,
@@ -212,7 +222,29 @@ class Searcher:
         a keyword's counterparts in the other language, the words those passages use come first."""
         if self.translator is None:
             return None
-        return self.translator.within(lambda words: self._present(words, scope))
+        return self.translator.within(lambda words: self._present(words, scope), self.names(scope))
+
+    def names(self, scope: Scope) -> Names:
+        """The names the scope's passages give in both languages (兰亭通（LantingOne）), read once while the
+        scope is unchanged."""
+        key = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in sorted(vars(scope).items()))
+        now = time.monotonic()
+        with self._names_lock:
+            held = self._names.get(key)
+            if held is not None and now - held[2] < NAMES_CHECK:
+                return held[3]
+        count = self.index.count(scope)
+        if held is not None and held[0] == count and now - held[1] < NAMES_AGE:
+            with self._names_lock:
+                self._names[key] = (count, held[1], now, held[3])
+            return held[3]
+        started = time.perf_counter()
+        names = Names.read(c.text for c in self.index.chunks(scope, limit=NAMES_SCAN))
+        log.info("names in both languages: %d read from %d passages in %.2f s", len(names.to_english), count,
+                 time.perf_counter() - started)
+        with self._names_lock:
+            self._names[key] = (count, now, now, names)
+        return names
 
     def _present(self, words, scope: Scope) -> set[str]:
         """The words (all their terms) some passage of the scope contains: one batch of index lookups."""

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from zhiku.core.errors import GlossaryError
 from zhiku.retrieval import text as text_module
+from zhiku.retrieval.names import Names
 from zhiku.retrieval.text import (
     MIXED_WORD,
     CJK,
@@ -458,9 +459,10 @@ class Translator:
                 taken.append((start, w))
         return [w for _, w in sorted(taken)]
 
-    def within(self, present) -> "Within":
-        """The dictionary as one knowledge base reads it (present: words → the ones its passages use)."""
-        return Within(self, present)
+    def within(self, present, names: Names | None = None) -> "Within":
+        """The dictionary as one knowledge base reads it (present: words → the ones its passages use; names:
+        the names its passages give in both languages)."""
+        return Within(self, present, names)
 
 
 class Within:
@@ -468,9 +470,10 @@ class Within:
     passages use come first (a handbook's 密码 is a password, not a cipher; its leave is 带薪, paid, not
     有偿, paid for). Each word is looked up in the index once per view; a view serves one question."""
 
-    def __init__(self, translator: Translator, present):
+    def __init__(self, translator: Translator, present, names: Names | None = None):
         self._translator = translator
         self._present = present
+        self._names = names or Names()
         self._held: dict[str, bool] = {}
 
     def held(self, words) -> set[str]:
@@ -482,13 +485,30 @@ class Within:
         return {w for w in words if self._held[w]}
 
     def expand(self, query: str) -> list[str]:
-        return self._translator.expand(query, present=self.held)
+        return [word for _, found in self.expand_groups(query) for word in found]
 
     def expand_groups(self, query: str, senses: int = 2) -> list[tuple[str, list[str]]]:
-        return self._translator.expand_groups(query, senses, present=self.held)
+        """The dictionary's groups, where a name the knowledge base gives in both languages replaces the
+        dictionary's reading of its parts (兰亭通 is LantingOne, not 兰亭 "Orchid Pavilion" and 通)."""
+        found = self._translator.expand_groups(query, senses, present=self.held)
+        if not self._names:
+            return found
+        chinese = is_chinese(query)
+        names = self._names.in_chinese(query) if chinese else self._names.in_english(query)
+        if not names:
+            return found
+
+        def inside(phrase: str, name: str) -> bool:
+            return phrase in name if chinese else set(phrase.split()) <= set(name.split())
+
+        kept = [(phrase, words) for phrase, words in found if not any(inside(phrase, name) for name, _ in names)]
+        lowered = query.lower()
+        return sorted(kept + names, key=lambda group: lowered.find(group[0].lower()))
 
     def gloss(self, text: str) -> frozenset[str]:
-        return self._translator.gloss(text)
+        out = self._translator.gloss(text)
+        names = self._names.in_chinese(text) if self._names and CJK.search(text) else []
+        return out | _stems([en for _, senses in names for en in senses]) if names else out
 
     def senses(self, word: str) -> list[str]:
         return self._translator.senses(word)
