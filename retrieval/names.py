@@ -8,14 +8,22 @@ writes them, so "LantingOne" finds 兰亭通 and 兰亭云盘 finds LantingDrive
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from zhiku.retrieval.text import STOP_ZH, segment
 
 # An English name: one to four capitalised words (LantingOne, Lanting Launch, VPN), maybe in quotes.
 _EN = r"[A-Z][A-Za-z0-9]*(?:[ &][A-Z][A-Za-z0-9]*){0,3}"
-_ZH_THEN_EN = re.compile(rf"([\u4e00-\u9fff]{{2,16}})[”\"]?\s*[（(]\s*({_EN})\s*[)）]")
-_EN_THEN_ZH = re.compile(rf"(?<![A-Za-z0-9])({_EN})[”\"]?\s*[（(]\s*[“\"]?([\u4e00-\u9fff]{{2,8}})[”\"]?\s*[)）]")
+_OPEN = re.compile(r"[（(]")
+# what stands before an opening bracket, and what the brackets hold (searched near each bracket only:
+# a pattern over the whole text tries every position of every run of Chinese)
+_ZH_BEFORE = re.compile(r"([\u4e00-\u9fff]{2,16})[”\"]?\s*$")
+_EN_INSIDE = re.compile(rf"\s*({_EN})\s*[)）]")
+_EN_BEFORE = re.compile(rf"(?<![A-Za-z0-9])({_EN})[”\"]?\s*$")
+_ZH_INSIDE = re.compile(r"\s*[“\"]?([\u4e00-\u9fff]{2,8})[”\"]?\s*[)）]")
+_NEAR = 60  # characters looked at before and after a bracket
 # words that end a name's run on its left: 通过兰亭通 is "through 兰亭通", 一名入职伙伴 "one 入职伙伴"
 _BEFORE_NAME = STOP_ZH | frozenset("通过 使用 用 将 由 向 到 见 即 称 叫 名为 简称 包括 例如 比如 登录 打开".split())
 _COUNT = re.compile(r"^[一二两三四五六七八九十百千\d]+[名个位家项款套种份]?$")
@@ -26,14 +34,22 @@ MAX_SENSES = 3  # names of one name in the other language (a name introduced dif
 def name_pairs(text: str) -> list[tuple[str, str]]:
     """(Chinese name, English name) of each name the text gives in both languages, in order."""
     out: list[tuple[str, str]] = []
-    for m in _ZH_THEN_EN.finditer(text):
-        zh = _name_end(m.group(1))
-        if zh and len(m.group(2)) >= 2:
-            out.append((zh, m.group(2)))
-    for m in _EN_THEN_ZH.finditer(text):
-        if len(m.group(1)) >= 2 and len(m.group(2)) <= MAX_ZH:
-            out.append((m.group(2), m.group(1)))
+    for bracket in _OPEN.finditer(text):
+        at = bracket.start()
+        start, end = max(0, at - _NEAR), min(len(text), at + 1 + _NEAR)
+        if (inside := _EN_INSIDE.match(text, at + 1, end)) and (before := _ZH_BEFORE.search(text, start, at)):
+            zh = _name_end(before.group(1))
+            if zh and len(inside.group(1)) >= 2:
+                out.append((zh, inside.group(1)))
+        elif (inside := _ZH_INSIDE.match(text, at + 1, end)) and (before := _EN_BEFORE.search(text, start, at)):
+            if len(before.group(1)) >= 2:
+                out.append((inside.group(1), before.group(1)))
     return out
+
+
+def count_pairs(texts) -> Counter:
+    """How often some passages give each (Chinese name, English name in lower case)."""
+    return Counter((zh, en.lower()) for text in texts for zh, en in name_pairs(text))
 
 
 def _name_end(run: str) -> str | None:
@@ -58,13 +74,20 @@ class Names:
     @classmethod
     def read(cls, texts) -> Names:
         """The names of some passages; the ones they give most often come first."""
-        counts: dict[tuple[str, str], int] = {}
-        for text in texts:
-            for zh, en in name_pairs(text):
-                key = (zh, en.lower())
-                counts[key] = counts.get(key, 0) + 1
+        return cls.of(count_pairs(texts))
+
+    @classmethod
+    def of(cls, counts: Counter) -> Names:
+        """The names of counted pairs; of an English name and a longer one that ends with it for the same
+        Chinese name (Lanting Technology, Compliance Lanting Technology: a heading ran into the text) only
+        the shorter is kept."""
         names = cls()
-        for (zh, en), _ in sorted(counts.items(), key=lambda item: -item[1]):
+        english: dict[str, set[str]] = {}
+        for zh, en in counts:
+            english.setdefault(zh, set()).add(en)
+        for (zh, en), _ in sorted(counts.items(), key=lambda item: (-item[1], len(item[0][1]))):
+            if any(other != en and en.endswith(" " + other) for other in english[zh]):
+                continue
             for table, key, value in ((names.to_english, zh, en), (names.to_chinese, en, zh)):
                 senses = table.setdefault(key, [])
                 if len(senses) < MAX_SENSES:
@@ -74,17 +97,29 @@ class Names:
     def __bool__(self) -> bool:
         return bool(self.to_english)
 
+    @cached_property
+    def _chinese(self) -> re.Pattern:
+        # every name starting at each position (a lookahead), so overlapping ones are all seen
+        return re.compile(f"(?=({'|'.join(map(re.escape, sorted(self.to_english, key=len, reverse=True)))}))")
+
+    @cached_property
+    def _english(self) -> re.Pattern:
+        alternatives = "|".join(map(re.escape, sorted(self.to_chinese, key=len, reverse=True)))
+        return re.compile(f"(?<![a-z0-9])(?=({alternatives})(?![a-z0-9]))")
+
     def in_chinese(self, text: str) -> list[tuple[str, list[str]]]:
         """(Chinese name, its English names) of the names a Chinese text holds, the longest of overlapping
         ones, in text order."""
-        found = [(m.start(), zh) for zh in self.to_english for m in re.finditer(re.escape(zh), text)]
+        if not self:
+            return []
+        found = [(m.start(), m.group(1)) for m in self._chinese.finditer(text)]
         return [(zh, self.to_english[zh]) for _, zh in _apart(found)]
 
     def in_english(self, text: str) -> list[tuple[str, list[str]]]:
         """(English name in lower case, its Chinese names) of the names an English text holds, in text order."""
-        lowered = text.lower()
-        found = [(m.start(), en) for en in self.to_chinese
-                 for m in re.finditer(rf"(?<![a-z0-9]){re.escape(en)}(?![a-z0-9])", lowered)]
+        if not self:
+            return []
+        found = [(m.start(), m.group(1)) for m in self._english.finditer(text.lower())]
         return [(en, self.to_chinese[en]) for _, en in _apart(found)]
 
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
-from dataclasses import dataclass
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from zhiku.retrieval.embeddings import Embedder, latent_of
 from zhiku.retrieval.index import Fusion, Index, Scope
 from zhiku.retrieval.keywords import Text, question_groups, translated_keywords
-from zhiku.retrieval.names import Names
+from zhiku.retrieval.names import Names, count_pairs
 from zhiku.retrieval.ranker import LinearRanker, Query, features
 from zhiku.retrieval.text import CJK, language_of, quantities, sparse_query, term_id, terms
 from zhiku.retrieval.types import Hit, User
@@ -22,12 +22,12 @@ log = logging.getLogger(__name__)
 
 MODES = ("hybrid", "dense", "sparse")
 POOL = 30  # candidates the ranker reorders; the evidence of every shipped question is in the fused top 30
-# the names the passages give in both languages are read again when the scope's chunk count changes, and at
+# the names the passages give in both languages are read again when the index's chunk count changes, and at
 # the latest this often (a document replaced by one of as many chunks); the count is looked at most once a
 # NAMES_CHECK seconds (one question reads the dictionary several times)
 NAMES_AGE = 600.0
 NAMES_CHECK = 2.0
-NAMES_SCAN = 200_000  # chunks read for names at most (the first ones of a larger scope)
+NAMES_SCAN = 200_000  # chunks read for names at most (the first ones of a larger index)
 
 
 def term_coverage(query_terms: list[str], text: str) -> float:
@@ -68,6 +68,26 @@ class Relevance:
         return self.lexical >= lexical_min or (not self.cross_language and self.semantic >= semantic_min)
 
 
+@dataclass
+class _HeldNames:
+    """The names of the whole index by collection, when they were read and when the index was last counted."""
+
+    chunks: int
+    read: float
+    checked: float
+    by_collection: dict[str, Counter]
+    _merged: dict = field(default_factory=dict)
+
+    def names(self, collections: list[str] | None) -> Names:
+        """The names of some collections (None: all of them)."""
+        key = None if collections is None else tuple(sorted(collections))
+        if key not in self._merged:
+            chosen = self.by_collection if key is None else {c: self.by_collection[c] for c in key
+                                                             if c in self.by_collection}
+            self._merged[key] = Names.of(sum(chosen.values(), Counter()))
+        return self._merged[key]
+
+
 class Searcher:
     """Runs scoped searches and judges whether the best hits are relevant at all."""
 
@@ -104,8 +124,9 @@ class Searcher:
         # the answer stage compares the question with quoted spans: it reuses the search's embedding
         self._vectors: OrderedDict[tuple[str, str], object] = OrderedDict()
         self._vectors_lock = threading.Lock()
-        self._names: dict[tuple, tuple[int, float, float, Names]] = {}  # scope → (chunks, read, checked, names)
+        self._names_held: _HeldNames | None = None  # the names of the whole index, by collection
         self._names_lock = threading.Lock()
+        self._names_reading = False  # a background thread is reading them again
 
     def search(
         self,
@@ -225,26 +246,51 @@ class Searcher:
         return self.translator.within(lambda words: self._present(words, scope), self.names(scope))
 
     def names(self, scope: Scope) -> Names:
-        """The names the scope's passages give in both languages (兰亭通（LantingOne）), read once while the
-        scope is unchanged."""
-        key = tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in sorted(vars(scope).items()))
+        """The names the passages of the scope's collections give in both languages (兰亭通（LantingOne）).
+
+        The whole index is read once (the first question, or warm_up), its names kept by collection. After a
+        change of its chunk count, questions keep the names read before while a background thread reads
+        them again: reading takes seconds at 100,000 chunks."""
         now = time.monotonic()
         with self._names_lock:
-            held = self._names.get(key)
-            if held is not None and now - held[2] < NAMES_CHECK:
-                return held[3]
-        count = self.index.count(scope)
-        if held is not None and held[0] == count and now - held[1] < NAMES_AGE:
-            with self._names_lock:
-                self._names[key] = (count, held[1], now, held[3])
-            return held[3]
-        started = time.perf_counter()
-        names = Names.read(c.text for c in self.index.chunks(scope, limit=NAMES_SCAN))
-        log.info("names in both languages: %d read from %d passages in %.2f s", len(names.to_english), count,
-                 time.perf_counter() - started)
+            held = self._names_held
+            if held is not None and (now - held.checked < NAMES_CHECK or self._names_reading):
+                return held.names(scope.collections)
+        if held is None:
+            return self._read_names().names(scope.collections)
+        count = self.index.count(Scope())
         with self._names_lock:
-            self._names[key] = (count, now, now, names)
-        return names
+            if held.chunks == count and now - held.read < NAMES_AGE:
+                held.checked = now
+            elif not self._names_reading:
+                self._names_reading = True
+                threading.Thread(target=self._refresh_names, daemon=True, name="zhiku-names").start()
+        return held.names(scope.collections)
+
+    def _read_names(self) -> "_HeldNames":
+        started = time.perf_counter()
+        count = self.index.count(Scope())
+        by_collection: dict[str, Counter] = {}
+        for chunk in self.index.chunks(Scope(), limit=NAMES_SCAN):
+            found = count_pairs([chunk.text])
+            if found:
+                by_collection.setdefault(chunk.collection, Counter()).update(found)
+        held = _HeldNames(count, time.monotonic(), time.monotonic(), by_collection)
+        with self._names_lock:
+            self._names_held = held
+        log.info("names in both languages: %d pairs read from %d passages in %.2f s",
+                 sum(len(c) for c in by_collection.values()), count, time.perf_counter() - started)
+        return held
+
+    def _refresh_names(self) -> None:
+        """Read the names again in the background; until then (or if it fails) the earlier ones serve."""
+        try:
+            self._read_names()
+        except Exception as e:  # noqa: BLE001 - a background thread has no caller to raise to
+            log.warning("could not read the names the passages give in both languages again: %s", e)
+        finally:
+            with self._names_lock:
+                self._names_reading = False
 
     def _present(self, words, scope: Scope) -> set[str]:
         """The words (all their terms) some passage of the scope contains: one batch of index lookups."""
@@ -292,6 +338,7 @@ class Searcher:
         terms("预热 warm up")
         if self.translator is not None:
             self.translator.expand("warm up")
+            self.names(Scope())
 
     @staticmethod
     def _attach(query: Query, hits: list[Hit]) -> None:

@@ -508,7 +508,7 @@ class Within:
     def gloss(self, text: str) -> frozenset[str]:
         out = self._translator.gloss(text)
         names = self._names.in_chinese(text) if self._names and CJK.search(text) else []
-        return out | _stems([en for _, senses in names for en in senses]) if names else out
+        return out | _stems([senses[0] for _, senses in names]) if names else out  # the usual name only
 
     def senses(self, word: str) -> list[str]:
         return self._translator.senses(word)
