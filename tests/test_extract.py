@@ -253,3 +253,27 @@ def test_a_paraphrase_that_shares_no_keyword_is_compared_by_meaning():
     by_text = {s.text: m for s, m in zip(found.spans, meaning)}
     # compared, not given the floor of those left out, and the closest of all by meaning
     assert by_text[answer] > min(meaning) and by_text[answer] == max(meaning)
+
+
+def test_words_no_passage_holds_do_not_shrink_what_the_keyword_shares_tell_apart():
+    """想去, 住 and 顺便 of 想去香港住几周顺便远程办公 are in no candidate: they weighed most by their rarity and
+    shrank every span's keyword share alike, so the one span that names Hong Kong barely stood out."""
+    from zhiku.retrieval.extract import candidates
+    from zhiku.retrieval.translate import Translator
+
+    policy = ("Remote work from outside mainland China, including Hong Kong, Macao and Taiwan, is not allowed. "
+              "Working remotely from another city in mainland China is possible for up to 20 working days a year.")
+    translator = Translator()
+    hong_kong = {}
+    for question in ("想去香港住几周顺便远程办公，可以吗？", "香港可以远程办公吗？"):
+        found = candidates(question, [_hit(policy)], translator)
+        hong_kong[question] = next(s.share for s in found.spans if "Hong Kong" in s.text)
+    assert hong_kong["想去香港住几周顺便远程办公，可以吗？"] == pytest.approx(hong_kong["香港可以远程办公吗？"])
+    assert hong_kong["香港可以远程办公吗？"] == pytest.approx(1.0)
+
+
+def test_a_clause_of_a_list_is_read_with_the_subject_the_first_clause_states():
+    """满 20 年及以上的 continues 累计工作满 1 年不满 10 年的: its keywords include 工作 too."""
+    text = "年假天数如下：累计工作满 1 年不满 10 年的，年假为 10 天；满 10 年不满 20 年的，年假为 15 天；满 20 年及以上的，年假为 20 天。"
+    clauses = [s for s in read_spans(0, text, None) if s.kind == "clause"]
+    assert [c.lead for c in clauses] == ["年假天数如下", "年假天数如下 累计工作满", "年假天数如下 累计工作满"]
